@@ -1,0 +1,69 @@
+"""Files every decode run leaves in ``output_dir`` (INTERFACE.md): summary.json, samples.csv,
+the domain's own format and reward_hist.png. Each file is written to a ``.partial`` name and
+renamed, so an interrupted run never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def reward_stats(rewards: np.ndarray) -> dict[str, float]:
+    return {
+        "mean": float(np.mean(rewards)),
+        "median": float(np.median(rewards)),
+        "q90": float(np.quantile(rewards, 0.9)),
+        "min": float(np.min(rewards)),
+        "max": float(np.max(rewards)),
+    }
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def write_samples_csv(path: Path, indices: list[int], texts: list[str], rewards: list[float]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "sample", "reward"])
+        for i, text, r in zip(indices, texts, rewards):
+            writer.writerow([i, text, f"{r:.6g}"])
+    partial.replace(path)
+
+
+def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, decoder_name: str,
+                          reference: np.ndarray | None, reference_label: str = "pre-trained (shipped reference)") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    pool = rewards if reference is None else np.concatenate([rewards, reference])
+    bins = np.histogram_bin_edges(pool, bins=30)
+    if reference is not None:
+        ax.hist(reference, bins=bins, alpha=0.5, color="tab:gray", density=True,
+                label=f"{reference_label}, median {np.median(reference):.3g}")
+    ax.hist(rewards, bins=bins, alpha=0.7, color="tab:blue", density=True,
+            label=f"{decoder_name}, median {np.median(rewards):.3g}")
+    ax.axvline(np.median(rewards), color="tab:blue", linestyle="--", linewidth=1)
+    ax.set_xlabel(f"reward: {reward_name}")
+    ax.set_ylabel("density (fraction of samples per unit reward)")
+    ax.set_title(f"Reward of {len(rewards)} samples: {decoder_name}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    partial = path.with_name(path.stem + ".partial.png")
+    fig.savefig(partial)
+    plt.close(fig)
+    partial.replace(path)

@@ -1,0 +1,174 @@
+"""Decode high-reward samples from a pre-trained diffusion model (SVDD and baselines).
+
+    python decode.py [domain=dna] [reward=NAME] [decoder=svdd_pm|svdd_mc|best_of_n|pretrained]
+                     [num_samples=N] [batch_size=B] [seed=S] [steps=T] [decoder.num_candidates=M]
+                     [decoder.alpha=A] [output_dir=DIR] [logger=wandb|csv|none] [trainer.devices=K]
+
+See README.md and ../shared/INTERFACE.md for every option and the files written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from callbacks.decode_outputs import plot_reward_histogram, reward_stats, write_samples_csv, write_summary
+from callbacks.reward_histogram import RewardHistogramCallback
+from callbacks.shard_writer import ShardWriter, read_shards
+from datamodules.seeds import SeedDataModule
+from svdd_lightning.build import build_with_checkpoint
+from svdd_lightning.checkpoints import resolve_path
+from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning
+from svdd_lightning.errors import ConfigError
+from svdd_lightning.loggers import build_logger, wandb_sync_hint
+from svdd_lightning.metrics import load_kmer_reference, sequence_naturalness
+from svdd_lightning.modules.decoding import DecodingModule
+
+
+def load_reference(cfg: DictConfig, reward_name: str) -> np.ndarray | None:
+    path = resolve_path(Path(cfg.domain.reference_dir) / f"{reward_name}.json")
+    if not path.is_file():
+        return None
+    return np.asarray(json.loads(path.read_text())["rewards"], dtype=float)
+
+
+def build_value(cfg: DictConfig, *, diffusion, reward):
+    if cfg.value is None:
+        return None
+    target = cfg.value._target_
+    kwargs = {name: obj for name, obj in (("reward", reward), ("diffusion", diffusion)) if accepts(target, name)}
+    return build_with_checkpoint(cfg.value, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
+
+
+def check_options(cfg: DictConfig) -> None:
+    for key in ("num_samples", "batch_size", "steps"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{key}={cfg[key]} is not a positive integer; pass e.g. {key}=64.")
+
+
+@hydra.main(config_path="configs", config_name="decode", version_base="1.3")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    quiet_lightning()
+    check_options(cfg)
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    reward_choice = HydraConfig.get().runtime.choices.get("reward", "custom")
+    decoder_choice = HydraConfig.get().runtime.choices.get("decoder", "custom")
+
+    diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
+    reward = instantiate(cfg.reward)
+    reward_name = getattr(reward, "name", reward_choice) if reward_choice == "custom" else reward_choice
+    value = build_value(cfg, diffusion=diffusion, reward=reward)
+    decoder_kwargs = {"reward": reward}
+    if accepts(cfg.decoder._target_, "value"):
+        decoder_kwargs["value"] = value
+    decoder = instantiate(cfg.decoder, **decoder_kwargs)
+    fmt = instantiate(cfg.format)
+    reference = load_reference(cfg, reward_name)
+
+    run_config = {
+        "domain": cfg.domain.name, "reward": reward_name, "decoder": decoder_choice,
+        "num_samples": cfg.num_samples, "seed": cfg.seed, "steps": cfg.steps, **decoder.settings(),
+    }
+    logger = build_logger(cfg.logger.kind, output_dir=output_dir, project=cfg.logger.get("project", "svdd-lightning"),
+                          name=output_dir.name, config=run_config)
+    shard_dir = output_dir / ".shards"
+    writer = ShardWriter(directory=shard_dir)
+    histogram = RewardHistogramCallback(reward_name=reward_name, reference=reference)
+    trainer = make_trainer(cfg.trainer, logger=logger if logger is not None else False,
+                           callbacks=[writer, histogram], inference_mode=False)
+    module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=reward, value=value, seed=cfg.seed)
+    seeds = SeedDataModule(num_samples=cfg.num_samples, batch_size=cfg.batch_size)
+
+    start = time.perf_counter()
+    trainer.predict(module, datamodule=seeds, return_predictions=False)
+    trainer.strategy.barrier()
+    wall = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return
+
+    merged = read_shards(writer.shard_paths())
+    indices = merged["index"].tolist()
+    rewards = merged["rewards"].numpy()
+    if not np.isfinite(rewards).all():
+        raise ConfigError(f"the reward '{reward_name}' returned NaN or inf for some samples; a reward must return "
+                          f"a finite floor for invalid objects (see svdd_lightning/rewards/base.py).")
+    texts = fmt.to_text(merged["samples"])
+    nfe = {k: int(sum(b[k] for b in merged["nfe"])) for k in ("denoiser", "value", "reward")}
+
+    naturalness = {}
+    if cfg.naturalness:
+        naturalness = sequence_naturalness(
+            merged["samples"], diffusion=module.diffusion, vocab_size=cfg.diffusion.vocab_size,
+            kmer_reference=load_kmer_reference(resolve_path(cfg.domain.kmer_reference)), seed=cfg.seed)
+
+    settings = decoder.settings()
+    summary = {
+        "domain": cfg.domain.name,
+        "reward": reward_name,
+        "decoder": decoder_choice,
+        "num_samples": len(indices),
+        "num_candidates": settings.get("num_candidates", 1),
+        "alpha": settings.get("alpha"),
+        "steps": cfg.steps,
+        "seed": cfg.seed,
+        "reward_stats": reward_stats(rewards),
+        "nfe": nfe,
+        "nfe_per_sample": {k: v / len(indices) for k, v in nfe.items()},
+        "wall_seconds": round(wall, 3),
+        "naturalness": naturalness,
+        "decoder_settings": settings,
+        "devices": trainer.world_size,
+        "reference": None if reference is None else {"median": float(np.median(reference)),
+                                                     "q90": float(np.quantile(reference, 0.9)),
+                                                     "num_samples": int(reference.size)},
+    }
+    write_summary(output_dir / "summary.json", summary)
+    write_samples_csv(output_dir / "samples.csv", indices, texts, rewards.tolist())
+    native = fmt.write_native(output_dir, texts, rewards.tolist(), indices)
+    plot_reward_histogram(output_dir / "reward_hist.png", rewards, reward_name=reward_name,
+                          decoder_name=decoder_choice, reference=reference)
+    if cfg.reference_out:
+        ref_path = Path(cfg.reference_out)
+        ref_path.parent.mkdir(parents=True, exist_ok=True)
+        write_summary(ref_path, {"domain": cfg.domain.name, "reward": reward_name, "decoder": decoder_choice,
+                                 "seed": cfg.seed, "steps": cfg.steps, "num_samples": len(indices),
+                                 **reward_stats(rewards), "rewards": rewards.tolist()})
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    print_report(summary, output_dir, native.name, logger)
+
+
+def print_report(summary: dict, output_dir: Path, native_name: str, logger) -> None:
+    stats = summary["reward_stats"]
+    rows = [(summary["decoder"], stats["median"], stats["q90"])]
+    if summary["reference"] is not None:
+        ref = summary["reference"]
+        rows.append((f"pre-trained (shipped, n={ref['num_samples']})", ref["median"], ref["q90"]))
+    width = max(len(r[0]) for r in rows) + 2
+    print()
+    print(f"{summary['domain']} / reward {summary['reward']}: {summary['num_samples']} samples, "
+          f"M={summary['num_candidates']}, {summary['steps']} steps, {summary['wall_seconds']:.1f} s")
+    print(f"{'method':<{width}}{'median':>10}{'q90':>10}")
+    for name, med, q90 in rows:
+        print(f"{name:<{width}}{med:>10.3f}{q90:>10.3f}")
+    nat = summary["naturalness"]
+    if nat:
+        print("naturalness: " + ", ".join(f"{k}={v:.3f}" for k, v in nat.items()))
+    print(f"outputs: {output_dir}/ (summary.json, samples.csv, {native_name}, reward_hist.png)")
+    if logger is not None and getattr(logger, "offline_mode", False):
+        print(f"W&B run saved offline; upload it with: {wandb_sync_hint(output_dir)}")
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    main()

@@ -1,0 +1,78 @@
+"""Loading shipped or user checkpoints into the networks built from configs, with errors that
+say what is wrong (missing file, other domain, other architecture) and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from svdd_lightning.errors import CheckpointError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path as given, or relative to the repository root when not found from the cwd."""
+    path = Path(path).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    candidate = REPO_ROOT / path
+    return candidate if candidate.exists() else path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = resolve_path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist. Pass an existing file (diffusion.checkpoint=PATH or "
+            f"value.checkpoint=PATH), or train one with `python train.py stage=...` (see README)."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}). The file is corrupt or not a "
+            f"PyTorch/Lightning checkpoint; re-download or retrain it."
+        ) from exc
+
+
+def load_state(
+    module: nn.Module, path: str | Path, *, kind: str, domain: str | None, prefix: str
+) -> dict[str, Any]:
+    """Load the weights under ``prefix`` of a Lightning checkpoint into ``module``.
+
+    Checks the metadata our modules write (kind: diffusion/value/oracle, domain) before the
+    tensors, so a DNA checkpoint handed to the molecule domain says so instead of failing on
+    shapes. Returns the metadata.
+    """
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get("svdd", {})
+    if meta.get("kind") not in (None, kind):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {meta.get('kind')} model, but a {kind} model was expected here. "
+            f"Use a checkpoint written by `python train.py stage={'pretrain' if kind == 'diffusion' else kind}`."
+        )
+    if domain is not None and meta.get("domain") not in (None, domain):
+        raise CheckpointError(
+            f"checkpoint {path} was trained for domain '{meta.get('domain')}', not '{domain}'. Pass a "
+            f"checkpoint of domain '{domain}' or set domain={meta.get('domain')}."
+        )
+    state = ckpt.get("state_dict", ckpt)
+    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not sub:
+        raise CheckpointError(
+            f"checkpoint {path} has no weights under '{prefix}'; it was not written by this stage's "
+            f"training module. Use a checkpoint from `python train.py` for this stage."
+        )
+    try:
+        module.load_state_dict(sub)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the configured network ({' '.join(first)}). It was trained "
+            f"with another architecture; pass the matching network settings or retrain."
+        ) from exc
+    return meta

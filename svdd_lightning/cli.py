@@ -1,0 +1,58 @@
+"""Shared plumbing of the entry points: clear errors instead of tracebacks, trainer building."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from svdd_lightning.errors import SVDDError
+
+log = logging.getLogger("svdd_lightning")
+
+
+def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our input errors into a one-paragraph message and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except SVDDError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning hints that do not apply to our runs (CPU-only data loading tips)."""
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*predict_dataloader.*num_workers.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def accepts(target: str, name: str) -> bool:
+    """Whether the class behind ``target`` takes keyword ``name`` (to hand decoders only what they use)."""
+    return name in inspect.signature(get_class(target)).parameters
+
+
+def trainer_kwargs(cfg: DictConfig, *, keys: tuple[str, ...]) -> dict[str, Any]:
+    conf = OmegaConf.to_container(cfg, resolve=True)
+    return {k: conf[k] for k in keys if k in conf}
+
+
+def make_trainer(trainer_cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    kwargs = trainer_kwargs(trainer_cfg, keys=("accelerator", "devices", "strategy", "precision", "num_nodes",
+                                               "enable_progress_bar"))
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)

@@ -1,0 +1,44 @@
+"""SVDD-MC value regression: every stored x_t of a rollout is regressed onto r(x_0) with MSE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanSquaredError, SpearmanCorrCoef
+
+from svdd_lightning.modules.metadata import CheckpointMetadataMixin
+from svdd_lightning.values.learned import LearnedValue
+
+
+class ValueRegressionModule(CheckpointMetadataMixin):
+    checkpoint_kind = "value"
+
+    def __init__(self, *, value: LearnedValue, domain: str, reward_name: str, lr: float = 1e-3,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.value = value
+        self.domain = domain
+        self.reward_name = reward_name
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.val_mse = MeanSquaredError()
+        self.val_spearman = SpearmanCorrCoef()
+
+    def checkpoint_metadata(self):
+        return {**super().checkpoint_metadata(), "reward": self.reward_name}
+
+    def training_step(self, batch, batch_idx):
+        pred = self.value(batch["x_t"].long(), batch["t"])
+        loss = F.mse_loss(pred, batch["reward"])
+        self.log("train/mse", loss, prog_bar=True, batch_size=pred.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        pred = self.value(batch["x_t"].long(), batch["t"])
+        self.val_mse(pred, batch["reward"])
+        self.val_spearman(pred, batch["reward"])
+        self.log("val/mse", self.val_mse, prog_bar=True, batch_size=pred.shape[0])
+        self.log("val/spearman", self.val_spearman, prog_bar=True, batch_size=pred.shape[0])
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.value.network.parameters(), lr=self.lr, weight_decay=self.weight_decay)

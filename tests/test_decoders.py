@@ -1,0 +1,138 @@
+"""Decoder contract and the equivalences of DESIGN.md under one seed."""
+
+import pytest
+import torch
+
+from svdd_lightning import ops
+from svdd_lightning.decoders.base import DecodeOutput
+from svdd_lightning.decoders.best_of_n import BestOfN
+from svdd_lightning.decoders.pretrained import PretrainedSampler
+from svdd_lightning.decoders.svdd import SVDD
+from svdd_lightning.values.posterior_mean import PosteriorMeanValue
+from tests.helpers import gc_reward, tiny_masked, tiny_value
+
+B = 4
+
+
+def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0):
+    reward = gc_reward()
+    if kind == "pretrained":
+        return PretrainedSampler(reward=reward)
+    if kind == "best_of_n":
+        return BestOfN(reward=reward, num_candidates=m)
+    if kind == "svdd_pm":
+        return SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
+                    alpha=alpha)
+    if kind == "svdd_mc":
+        return SVDD(reward=reward, value=tiny_value(diffusion.num_steps), num_candidates=m, alpha=alpha)
+    raise AssertionError(kind)
+
+
+KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc"]
+
+
+class TestDecoderContract:
+    @pytest.fixture(params=KINDS)
+    def setup(self, request):
+        d = tiny_masked()
+        return d, make_decoder(request.param, d)
+
+    def test_output_types_and_shapes(self, setup):
+        d, dec = setup
+        out = dec(d, B, ops.make_generators(0, range(B)))
+        assert isinstance(out, DecodeOutput)
+        assert out.samples.shape == (B, *d.event_shape)
+        assert out.rewards.shape == (B,) and out.log_weights.shape == (B,)
+        assert set(out.info["nfe"]) == {"denoiser", "value", "reward"}
+        assert out.info["nfe"]["denoiser"] > 0 and out.info["nfe"]["reward"] >= B
+
+    def test_rewards_are_rewards_of_samples(self, setup):
+        d, dec = setup
+        out = dec(d, B, ops.make_generators(0, range(B)))
+        torch.testing.assert_close(out.rewards, gc_reward()(out.samples))
+
+    def test_deterministic_and_stateless(self, setup):
+        d, dec = setup
+        a = dec(d, B, ops.make_generators(3, range(B)))
+        b = dec(d, B, ops.make_generators(3, range(B)))
+        assert torch.equal(a.samples, b.samples)
+
+    def test_samples_depend_on_index_not_batch(self, setup):
+        d, dec = setup
+        full = dec(d, B, ops.make_generators(3, range(B)))
+        tail = dec(d, 2, ops.make_generators(3, [2, 3]))
+        assert torch.equal(full.samples[2:], tail.samples)
+
+    def test_wrong_generator_count_raises(self, setup):
+        d, dec = setup
+        with pytest.raises(ValueError, match="one generator per sample"):
+            dec(d, B, ops.make_generators(0, range(B - 1)))
+
+
+@pytest.mark.parametrize("kind", ["svdd_pm", "svdd_mc"])
+def test_svdd_with_one_candidate_equals_pretrained(kind):
+    d = tiny_masked()
+    ref = make_decoder("pretrained", d)(d, B, ops.make_generators(11, range(B)))
+    out = make_decoder(kind, d, m=1, alpha=0.5)(d, B, ops.make_generators(11, range(B)))
+    assert torch.equal(ref.samples, out.samples)
+
+
+def test_best_of_one_equals_pretrained():
+    d = tiny_masked()
+    ref = make_decoder("pretrained", d)(d, B, ops.make_generators(11, range(B)))
+    out = make_decoder("best_of_n", d, m=1)(d, B, ops.make_generators(11, range(B)))
+    assert torch.equal(ref.samples, out.samples)
+
+
+def test_posterior_mean_value_at_t0_equals_reward():
+    d = tiny_masked()
+    reward = gc_reward()
+    x0 = torch.randint(0, 4, (B, 12))
+    value = PosteriorMeanValue(reward=reward, diffusion=d)
+    out = value.evaluate(d, x0, 0)
+    torch.testing.assert_close(out.values, reward(x0))
+    assert out.denoiser_calls == 0
+
+
+def test_posterior_mean_value_is_reward_of_argmax_denoising():
+    d = tiny_masked()
+    reward = gc_reward()
+    x0 = torch.randint(0, 4, (B, 12))
+    xt = d.add_noise(x0, 3, ops.make_generators(0, range(B)))
+    with torch.no_grad():
+        v = PosteriorMeanValue(reward=reward, diffusion=d).evaluate(d, xt, 3).values
+        expected = reward(d.denoise(xt, 3).argmax(-1))
+    torch.testing.assert_close(v, expected)
+
+
+def test_svdd_pm_spends_m_denoiser_calls_per_step():
+    d = tiny_masked(num_steps=6)
+    m = 3
+    out = make_decoder("svdd_pm", d, m=m)(d, B, ops.make_generators(0, range(B)))
+    # one initial call, M per step except the last (its candidates are clean: value = reward)
+    assert out.info["nfe"]["denoiser"] == B * (1 + (d.num_steps - 1) * m)
+
+
+def test_best_of_n_matches_svdd_pm_denoiser_budget_per_step():
+    d = tiny_masked(num_steps=6)
+    out = make_decoder("best_of_n", d, m=3)(d, B, ops.make_generators(0, range(B)))
+    assert out.info["nfe"]["denoiser"] == B * 3 * d.num_steps
+
+
+def test_svdd_pm_increases_reward_over_pretrained():
+    d = tiny_masked(seq_len=16, num_steps=8)
+    gens = lambda: ops.make_generators(5, range(32))  # noqa: E731
+    pre = make_decoder("pretrained", d)(d, 32, gens())
+    svdd = make_decoder("svdd_pm", d, m=8)(d, 32, gens())
+    assert svdd.rewards.median() > pre.rewards.quantile(0.9)
+
+
+def test_select_candidates_alpha_zero_is_argmax_and_large_alpha_is_spread():
+    values = torch.tensor([[0.0, 1.0, 0.5]]).repeat(400, 1)
+    gens = ops.make_generators(0, range(400))
+    assert (ops.select_candidates(values, 0.0, gens) == 1).all()
+    picks = ops.select_candidates(values, 100.0, gens)
+    counts = torch.bincount(picks, minlength=3).float() / 400
+    assert (counts > 0.25).all()
+    with pytest.raises(ValueError):
+        ops.select_candidates(values, -1.0, gens)
