@@ -13,8 +13,13 @@ from svdd_lightning.rewards.base import Reward
 class PretrainedSampler(Decoder):
     name = "pretrained"
 
-    def __init__(self, *, reward: Reward) -> None:
+    def __init__(self, *, reward: Reward, num_candidates: int = 1) -> None:
+        # num_candidates is accepted (and ignored: one draw per step) so that sweeps over
+        # decoder.num_candidates can include the baseline unchanged.
         self.reward = reward
+
+    def settings(self) -> dict:
+        return {"num_candidates": 1}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:

@@ -1,0 +1,34 @@
+# make demo: set up and decode with SVDD-PM on the DNA default.   make test: set up and run the tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow data clean
+
+setup: $(STAMP) data
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "setup: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the pins change. The constraints file keeps torch at the CPU build.
+$(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+data:
+	bash scripts/fetch_data.sh
+
+demo: setup
+	$(PY) decode.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) data outputs

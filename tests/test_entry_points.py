@@ -1,0 +1,145 @@
+"""End-to-end runs of train.py (each stage) and decode.py on tiny settings, as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from Bio import SeqIO
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "domain.seq_len=24", "steps=4",
+    "diffusion.network.channels=8", "diffusion.network.num_layers=2",
+    "value_network.channels=8", "value_network.num_layers=2",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_DIR": str(tmp), "WANDB_CACHE_DIR": str(tmp / "wandb-cache"),
+           "WANDB_CONFIG_DIR": str(tmp / "wandb-config"), "WANDB_DATA_DIR": str(tmp / "wandb-data"),
+           "PYTHONWARNINGS": "ignore"}
+    env.pop("WANDB_MODE", None)
+    env.pop("WANDB_API_KEY", None)
+    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def fasta(workdir) -> Path:
+    import random
+
+    rng = random.Random(0)
+    path = workdir / "train.fa"
+    with open(path, "w") as f:
+        for i in range(40):
+            f.write(f">seq{i}\n{''.join(rng.choice('ACGT') for _ in range(120))}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrained(workdir, fasta) -> Path:
+    out = workdir / "pretrain"
+    run("train.py", "stage=pretrain", f"data.path={fasta}", "data.batch_size=16", "trainer.max_steps=3",
+        "pretrain.val_check_interval=2", f"output_dir={out}", *TINY, tmp=workdir)
+    assert (out / "heldout_3mer.json").is_file()
+    return out / "pretrained.ckpt"
+
+
+@pytest.fixture(scope="module")
+def value_ckpt(workdir, pretrained) -> Path:
+    out = workdir / "value"
+    run("train.py", "stage=value", f"diffusion.checkpoint={pretrained}", "value_training.num_rollouts=8",
+        "value_training.rollout_batch_size=4", "value_training.batch_size=8", "value_training.save_every=1",
+        "trainer.max_steps=3", f"output_dir={out}", *TINY, tmp=workdir)
+    return out / "value.ckpt"
+
+
+def test_pretrain_checkpoint_is_small_and_tagged(pretrained):
+    import torch
+
+    ckpt = torch.load(pretrained, weights_only=False)
+    assert ckpt["svdd"] == {"kind": "diffusion", "domain": "dna"}
+    assert "optimizer_states" not in ckpt or not ckpt["optimizer_states"]
+    assert any(k.startswith("diffusion.network.") for k in ckpt["state_dict"])
+
+
+def test_value_stage_writes_rollouts_and_value_only_weights(value_ckpt):
+    import torch
+
+    rollouts = torch.load(value_ckpt.parent / "rollouts.pt", weights_only=False)
+    assert rollouts["states"].shape[:2] == (8, 4) and rollouts["rewards"].shape == (8,)
+    ckpt = torch.load(value_ckpt, weights_only=False)
+    assert ckpt["svdd"]["kind"] == "value" and ckpt["svdd"]["reward"] == "hepg2_motif"
+    assert all(k.startswith("value.") for k in ckpt["state_dict"]), "frozen diffusion weights leaked into the value"
+
+
+@pytest.mark.parametrize("decoder", ["pretrained", "best_of_n", "svdd_pm", "svdd_mc"])
+def test_decode_writes_interface_outputs(decoder, workdir, pretrained, value_ckpt):
+    out = workdir / f"decode-{decoder}"
+    args = [f"decoder={decoder}", f"diffusion.checkpoint={pretrained}", "num_samples=6", "batch_size=4",
+            "seed=0", f"output_dir={out}", "logger=none", "decoder.num_candidates=3", *TINY]
+    if decoder == "svdd_mc":
+        args.append(f"value.checkpoint={value_ckpt}")
+    proc = run("decode.py", *args, tmp=workdir)
+    assert "median" in proc.stdout and str(out) in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("domain", "reward", "decoder", "num_samples", "num_candidates", "alpha", "steps", "seed",
+                "reward_stats", "nfe", "wall_seconds", "naturalness"):
+        assert key in summary, key
+    assert summary["decoder"] == decoder and summary["num_samples"] == 6
+    assert set(summary["reward_stats"]) == {"mean", "median", "q90", "min", "max"}
+    rows = list(csv.DictReader(open(out / "samples.csv")))
+    assert [int(r["index"]) for r in rows] == list(range(6))
+    records = list(SeqIO.parse(out / "samples.fasta", "fasta"))
+    assert [str(r.seq) for r in records] == [r["sample"] for r in rows]
+    assert all(len(r.seq) == 24 for r in records)
+    assert (out / "reward_hist.png").stat().st_size > 1000
+    assert not list(out.glob("*.partial*")) and not (out / ".shards").exists()
+    m = summary["num_candidates"]
+    if decoder == "svdd_pm":
+        assert summary["nfe"]["denoiser"] == 6 * (1 + (4 - 1) * m)
+    if decoder == "svdd_mc":
+        assert summary["nfe"]["value"] == 6 * 4 * m and summary["nfe"]["denoiser"] == 6 * 4
+
+
+def test_decode_logs_offline_wandb_run(workdir, pretrained):
+    out = workdir / "decode-wandb"
+    proc = run("decode.py", f"diffusion.checkpoint={pretrained}", "num_samples=4", f"output_dir={out}",
+               "logger=wandb", "decoder.num_candidates=2", *TINY, tmp=workdir)
+    assert "wandb sync" in proc.stdout
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_missing_checkpoint_is_a_clear_error(workdir):
+    out = workdir / "decode-missing"
+    proc = run("decode.py", "diffusion.checkpoint=/nonexistent/model.ckpt", f"output_dir={out}", "logger=none",
+               *TINY, tmp=workdir, check=False)
+    assert proc.returncode == 2
+    assert "/nonexistent/model.ckpt does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_value_checkpoint_as_diffusion_is_a_clear_error(workdir, value_ckpt):
+    proc = run("decode.py", f"diffusion.checkpoint={value_ckpt}", f"output_dir={workdir / 'decode-wrong'}",
+               "logger=none", *TINY, tmp=workdir, check=False)
+    assert proc.returncode == 2 and "holds a value model" in proc.stderr
+
+
+def test_unknown_stage_is_a_clear_error(workdir):
+    proc = run("train.py", "stage=finetune", f"output_dir={workdir / 'bad'}", tmp=workdir, check=False)
+    assert proc.returncode == 2 and "stage=finetune is unknown" in proc.stderr
