@@ -143,3 +143,17 @@ def test_value_checkpoint_as_diffusion_is_a_clear_error(workdir, value_ckpt):
 def test_unknown_stage_is_a_clear_error(workdir):
     proc = run("train.py", "stage=finetune", f"output_dir={workdir / 'bad'}", tmp=workdir, check=False)
     assert proc.returncode == 2 and "stage=finetune is unknown" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_give_the_same_samples_as_one(workdir, pretrained):
+    outs = {}
+    for devices in (1, 2):
+        out = workdir / f"decode-ddp{devices}"
+        extra = ["trainer.strategy=ddp"] if devices == 2 else []
+        run("decode.py", f"diffusion.checkpoint={pretrained}", "num_samples=10", "batch_size=4", "seed=3",
+            "decoder.num_candidates=4", f"output_dir={out}", "logger=none", "trainer.accelerator=cpu",
+            f"trainer.devices={devices}", *extra, *TINY, tmp=workdir)
+        outs[devices] = (out / "samples.csv").read_text()
+        assert json.loads((out / "summary.json").read_text())["devices"] == devices
+    assert outs[1] == outs[2]

@@ -11,6 +11,16 @@ from tests.contracts import DiffusionContract
 EVENT = (1, 8, 8)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions gain nothing from intra-op threads, and when the cores are shared the
+    threads' spin-waiting makes every test here ~10x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def tiny_gaussian(**kwargs) -> GaussianDiffusion:
     torch.manual_seed(0)
     net = ImageDenoiser(in_channels=1, channels=8, time_dim=16)
@@ -56,6 +66,13 @@ class PointMass(torch.nn.Module):
         k = (t * d.train_steps).round().long()
         a = d.alphas_cumprod[k].double().view(-1, 1, 1, 1)
         return ((x.double() - a.sqrt() * self.center) / (1 - a).sqrt()).float() + 0 * self.dummy
+
+
+def point_mass_diffusion(center: torch.Tensor) -> GaussianDiffusion:
+    ref: list = []
+    d = GaussianDiffusion(network=PointMass(center, ref), event_shape=EVENT, num_steps=5, train_steps=50)
+    ref.append(d)
+    return d
 
 
 class TestGaussianDiffusionContract(DiffusionContract):
@@ -194,13 +211,6 @@ def test_propose_with_denoised_makes_no_network_call():
 
 
 # log-likelihood ----------------------------------------------------------------------------
-def point_mass_diffusion(center: torch.Tensor) -> GaussianDiffusion:
-    ref: list = []
-    d = GaussianDiffusion(network=PointMass(center, ref), event_shape=EVENT, num_steps=5, train_steps=50)
-    ref.append(d)
-    return d
-
-
 def test_log_likelihood_higher_on_fitted_data():
     center = torch.full(EVENT, 0.3, dtype=torch.float64)
     d = point_mass_diffusion(center)
@@ -246,16 +256,7 @@ def test_log_likelihood_is_reproducible_per_sample():
 
 
 # (d) training ------------------------------------------------------------------------------
-@pytest.fixture
-def one_thread():
-    """Small convolutions gain nothing from intra-op threads and lose a lot when cores are busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def test_training_lowers_loss_and_raises_likelihood(one_thread):
+def test_training_lowers_loss_and_raises_likelihood():
     torch.manual_seed(0)
     patterns = torch.zeros(4, *EVENT) - 1
     patterns[0, 0, :, 2:4] = 1
