@@ -15,6 +15,8 @@ $(VENV)/bin/python:
 # Reinstall only when the pins change. The constraints file keeps torch at the CPU build.
 $(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt
+	# MOSES SMILES ship inside this wheel; its own dependencies fail to build, and we only read its data files.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps molsets==0.3.1
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

@@ -30,7 +30,6 @@ from svdd_lightning.checkpoints import resolve_path
 from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger, wandb_sync_hint
-from svdd_lightning.metrics import load_kmer_reference, sequence_naturalness
 from svdd_lightning.modules.decoding import DecodingModule
 
 
@@ -107,10 +106,8 @@ def main(cfg: DictConfig) -> None:
     nfe = {k: int(sum(b[k] for b in merged["nfe"])) for k in ("denoiser", "value", "reward")}
 
     naturalness = {}
-    if cfg.naturalness:
-        naturalness = sequence_naturalness(
-            merged["samples"], diffusion=module.diffusion, vocab_size=cfg.diffusion.vocab_size,
-            kmer_reference=load_kmer_reference(resolve_path(cfg.domain.kmer_reference)), seed=cfg.seed)
+    if cfg.compute_naturalness:
+        naturalness = instantiate(cfg.naturalness)(merged["samples"], diffusion=module.diffusion, seed=cfg.seed)
 
     settings = decoder.settings()
     summary = {

@@ -10,7 +10,6 @@ value:    SVDD-MC: roll out the frozen pre-trained model once (DIR/rollouts.pt, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
@@ -26,7 +25,6 @@ from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
-from svdd_lightning.metrics import kmer_frequencies, kmer_names
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.rollouts import RolloutModule
 from svdd_lightning.modules.value import ValueRegressionModule
@@ -40,7 +38,8 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     data.setup("fit")
     node, _ = split_checkpoint(cfg.diffusion)
     diffusion = instantiate(node)
-    module = DiffusionPretrainModule(diffusion=diffusion, domain=cfg.domain.name, lr=cfg.pretrain.lr,
+    module = DiffusionPretrainModule(diffusion=diffusion, domain=cfg.domain.name, input_key=cfg.domain.input_key,
+                                     lr=cfg.pretrain.lr,
                                      warmup_steps=cfg.pretrain.warmup_steps)
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"pretrain-{cfg.domain.name}")
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
@@ -50,10 +49,7 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     path = output_dir / "pretrained.ckpt"
     trainer.save_checkpoint(path, weights_only=True)
     if trainer.is_global_zero:
-        freqs = kmer_frequencies(data.val_tokens, cfg.diffusion.vocab_size, 3)
-        (output_dir / "heldout_3mer.json").write_text(json.dumps(
-            {"k": 3, "kmers": kmer_names(cfg.domain.alphabet, 3), "frequencies": freqs.tolist(),
-             "num_sequences": int(data.val_tokens.shape[0])}, indent=1))
+        instantiate(cfg.naturalness).write_reference(data, output_dir)
     return path
 
 

@@ -39,6 +39,35 @@ def load_kmer_reference(path: str | Path) -> np.ndarray | None:
     return np.asarray(json.loads(path.read_text())["frequencies"], dtype=float)
 
 
+class SequenceNaturalness:
+    """Naturalness of DNA/RNA samples; the domain config's ``naturalness`` node builds it.
+
+    ``reference`` is a JSON file written by ``train.py stage=pretrain`` from held-out windows.
+    """
+
+    reference_name = "heldout_3mer.json"
+
+    def __init__(self, *, vocab_size: int, alphabet: str, reference: str | None = None) -> None:
+        self.vocab_size = vocab_size
+        self.alphabet = alphabet
+        self.reference = reference
+
+    def __call__(self, samples: torch.Tensor, *, diffusion: Diffusion, seed: int) -> dict[str, float]:
+        from svdd_lightning.checkpoints import resolve_path
+
+        kmer_reference = load_kmer_reference(resolve_path(self.reference)) if self.reference else None
+        return sequence_naturalness(samples, diffusion=diffusion, vocab_size=self.vocab_size,
+                                    kmer_reference=kmer_reference, seed=seed)
+
+    def write_reference(self, datamodule, directory: Path) -> Path:
+        """Held-out statistics the metric compares samples against."""
+        path = Path(directory) / self.reference_name
+        freqs = kmer_frequencies(datamodule.val_tokens, self.vocab_size, 3)
+        path.write_text(json.dumps({"k": 3, "kmers": kmer_names(self.alphabet, 3), "frequencies": freqs.tolist(),
+                                    "num_sequences": int(datamodule.val_tokens.shape[0])}, indent=1))
+        return path
+
+
 @torch.no_grad()
 def sequence_naturalness(
     samples: torch.Tensor,
