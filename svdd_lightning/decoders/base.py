@@ -40,6 +40,17 @@ class DecodeOutput:
 
 class Decoder(ABC):
     name: str = "decoder"
+    # Set by the decoding module on rank zero when the trainer shows progress bars.
+    show_progress: bool = False
+
+    def steps(self, diffusion: Diffusion):
+        """The reverse-time grid, with a per-step progress bar when ``show_progress`` is set."""
+        steps = diffusion.timesteps()
+        if not self.show_progress:
+            return steps
+        from tqdm.auto import tqdm
+
+        return tqdm(steps, desc=f"{self.name}: denoising steps", leave=False, dynamic_ncols=True)
 
     @abstractmethod
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:

@@ -38,7 +38,7 @@ class BestOfN(Decoder):
         # Chains are flattened to (B * N); chain k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, n)
         x = diffusion.prior(batch_size * n, particle_gens)
-        for t in diffusion.timesteps():
+        for t in self.steps(diffusion):
             x = diffusion.step(x, t, particle_gens).prev_sample
             calls.denoiser += batch_size * n
         rewards = self.reward(x).view(batch_size, n)

@@ -26,7 +26,7 @@ class PretrainedSampler(Decoder):
         self.check_generators(batch_size, generators)
         calls = CallCounter()
         x = diffusion.prior(batch_size, generators)
-        for t in diffusion.timesteps():
+        for t in self.steps(diffusion):
             x = diffusion.step(x, t, generators).prev_sample
             calls.denoiser += batch_size
         rewards = self.reward(x)

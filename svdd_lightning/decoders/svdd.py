@@ -43,7 +43,7 @@ class SVDD(Decoder):
         chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
         x = diffusion.prior(batch_size, generators)
         denoised = None  # denoiser output at the current x, when a value call already made it
-        for t in diffusion.timesteps():
+        for t in self.steps(diffusion):
             if denoised is None:
                 denoised = diffusion.denoise(x, t)
                 calls.denoiser += batch_size

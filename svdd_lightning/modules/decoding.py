@@ -23,6 +23,10 @@ class DecodingModule(L.LightningModule):
         self.decoder = decoder
         self.seed = seed
 
+    def on_predict_start(self) -> None:
+        bar = self.trainer.progress_bar_callback
+        self.decoder.show_progress = bool(bar is not None and bar.is_enabled and self.trainer.is_global_zero)
+
     def predict_step(self, batch, batch_idx):
         indices = batch
         out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices))
