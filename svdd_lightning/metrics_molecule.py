@@ -1,0 +1,117 @@
+"""Naturalness of molecule samples (SELFIES token rows), as in the generative-chemistry
+benchmarks (MOSES / GuacaMol):
+
+- ``validity``: fraction of samples that decode to a non-empty molecule RDKit accepts (SELFIES
+  makes almost every mask-free row valid; an all-padding row is empty and invalid);
+- ``uniqueness``: unique canonical SMILES / valid samples;
+- ``novelty``: fraction of the unique valid molecules whose canonical SMILES is not in the
+  training set (only when the training-set reference file exists);
+- ``internal_diversity``: 1 - mean Tanimoto similarity of Morgan fingerprints (radius 2, 2048
+  bits) over all pairs i < j of valid samples (duplicates included, so identical molecules give
+  0; fewer than two valid samples give 0);
+- ``log_likelihood`` (mean and median): the ELBO under the pre-trained model, nats per
+  sequence of ``seq_len`` tokens, as for DNA/RNA.
+
+The training set is kept for decode time as sorted 64-bit hashes of its canonical SMILES
+(``train_smiles_hashes.npy``, 8 bytes per molecule), written by ``train.py stage=pretrain``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from svdd_lightning import ops
+from svdd_lightning.chem import (
+    SelfiesVocabulary,
+    contains_hashes,
+    morgan_fingerprints,
+    smiles_hashes,
+    tanimoto_matrix,
+    to_mol,
+)
+from svdd_lightning.diffusion.base import Diffusion
+
+
+def molecule_metrics(smiles: list[str | None], train_hashes: np.ndarray | None = None) -> dict[str, float]:
+    """validity, uniqueness, internal_diversity and (with ``train_hashes``) novelty of decoded
+    SMILES (None = invalid)."""
+    total = len(smiles)
+    mols = [to_mol(s) for s in smiles]
+    valid = [m for m in mols if m is not None]
+    canonical = [Chem.MolToSmiles(m) for m in valid]
+    unique = sorted(set(canonical))
+    out = {
+        "validity": len(valid) / total if total else 0.0,
+        "uniqueness": len(unique) / len(valid) if valid else 0.0,
+    }
+    if train_hashes is not None:
+        seen = contains_hashes(train_hashes, unique)
+        out["novelty"] = float((~seen).mean()) if unique else 0.0
+    out["internal_diversity"] = internal_diversity(valid)
+    return out
+
+
+def internal_diversity(mols: list[Chem.Mol]) -> float:
+    """1 - mean pairwise (i < j) Tanimoto similarity of Morgan fingerprints; 0 for < 2 molecules."""
+    n = len(mols)
+    if n < 2:
+        return 0.0
+    sim = tanimoto_matrix(morgan_fingerprints(mols))
+    upper = sim[np.triu_indices(n, k=1)]
+    return float(1.0 - upper.mean())
+
+
+def load_train_hashes(path: str | Path) -> np.ndarray | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return np.load(path).astype(np.uint64, copy=False)
+
+
+class MoleculeNaturalness:
+    """Naturalness of molecule samples; the domain config's ``naturalness`` node builds it.
+
+    ``reference`` is the hash file of canonical training SMILES written by ``train.py
+    stage=pretrain`` (:meth:`write_reference`); without it, novelty is left out."""
+
+    reference_name = "train_smiles_hashes.npy"
+
+    def __init__(self, *, vocab: str | None = None, reference: str | None = None) -> None:
+        self.vocab = vocab
+        self.reference = reference
+
+    def __call__(self, samples: torch.Tensor, *, diffusion: Diffusion, seed: int) -> dict[str, float]:
+        from svdd_lightning.checkpoints import resolve_path
+
+        vocab = SelfiesVocabulary.load(self.vocab)
+        hashes = load_train_hashes(resolve_path(self.reference)) if self.reference else None
+        out = molecule_metrics(vocab.decode(samples), hashes)
+        out.update(log_likelihood(samples, diffusion=diffusion, seed=seed))
+        return out
+
+    def write_reference(self, datamodule, directory: Path) -> Path:
+        """Sorted unique 64-bit hashes of the canonical training SMILES (for novelty)."""
+        path = Path(directory) / self.reference_name
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as fh:
+            np.save(fh, smiles_hashes(datamodule.train_smiles))
+        partial.replace(path)
+        return path
+
+
+@torch.no_grad()
+def log_likelihood(samples: torch.Tensor, *, diffusion: Diffusion, seed: int, batch_size: int = 256,
+                   num_estimates: int = 16) -> dict[str, float]:
+    """ELBO log-likelihood (nats per sequence) under the pre-trained model, seeded per sample."""
+    lls = []
+    device = diffusion.device
+    for start in range(0, samples.shape[0], batch_size):
+        chunk = samples[start : start + batch_size].to(device)
+        gens = ops.make_generators(seed + 1, range(start, start + chunk.shape[0]))
+        lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=num_estimates).cpu())
+    ll = torch.cat(lls)
+    return {"log_likelihood": float(ll.mean()), "log_likelihood_median": float(ll.median())}
