@@ -1,4 +1,5 @@
-"""SVDD-MC value regression: every stored x_t of a rollout is regressed onto r(x_0) with MSE."""
+"""SVDD-MC value regression: every stored x_t of a rollout is regressed onto r(x_0) with MSE
+(on standardised rewards; the scale is kept in the value's buffers)."""
 
 from __future__ import annotations
 
@@ -27,14 +28,19 @@ class ValueRegressionModule(CheckpointMetadataMixin):
     def checkpoint_metadata(self):
         return {**super().checkpoint_metadata(), "reward": self.reward_name}
 
+    def on_fit_start(self) -> None:
+        rewards = self.trainer.datamodule.train_set.rewards.float()
+        self.value.set_target_scale(rewards.mean().item(), rewards.std().item() if rewards.numel() > 1 else 1.0)
+
     def training_step(self, batch, batch_idx):
-        pred = self.value(batch["x_t"].long(), batch["t"])
-        loss = F.mse_loss(pred, batch["reward"])
-        self.log("train/mse", loss, prog_bar=True, batch_size=pred.shape[0])
+        pred = self.value.standardized(batch["x_t"], batch["t"])
+        target = (batch["reward"] - self.value.target_mean) / self.value.target_std
+        loss = F.mse_loss(pred, target)
+        self.log("train/mse_standardized", loss, prog_bar=True, batch_size=pred.shape[0])
         return loss
 
     def validation_step(self, batch, batch_idx):
-        pred = self.value(batch["x_t"].long(), batch["t"])
+        pred = self.value(batch["x_t"], batch["t"])  # reward units
         self.val_mse(pred, batch["reward"])
         self.val_spearman(pred, batch["reward"])
         self.log("val/mse", self.val_mse, prog_bar=True, batch_size=pred.shape[0])
