@@ -2,10 +2,15 @@
 
     python train.py stage=pretrain domain=dna [trainer.max_steps=N] [output_dir=DIR]
     python train.py stage=value domain=dna reward=hepg2_motif [value_training.num_rollouts=N] [output_dir=DIR]
+    python train.py stage=oracle domain=dna data.path=TABLE.csv data.label_columns=[HepG2] [output_dir=DIR]
+    python train.py stage=oracle domain=image [trainer.max_steps=N] [output_dir=DIR]
 
 pretrain: the domain's diffusion model on its DataModule -> DIR/pretrained.ckpt (+ heldout_3mer.json).
 value:    SVDD-MC: roll out the frozen pre-trained model once (DIR/rollouts.pt, with rewards), then
           regress v(x_t, t) onto each trajectory's final reward -> DIR/value.ckpt.
+oracle:   a reward model on labelled data (regression on one label column, or classification
+          on integer classes such as the digits) -> DIR/oracle.ckpt, used with
+          `decode.py reward=oracle reward.checkpoint=DIR/oracle.ckpt`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.rollouts import RolloutDataModule
@@ -25,11 +30,12 @@ from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
+from svdd_lightning.modules.oracle import OracleModule
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.rollouts import RolloutModule
 from svdd_lightning.modules.value import ValueRegressionModule
 
-STAGES = ("pretrain", "value")
+STAGES = ("pretrain", "value", "oracle")
 ROLLOUT_SEED_OFFSET = 1_000_000  # rollouts never reuse the sample seeds of decode runs
 
 
@@ -98,6 +104,83 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     return path
 
 
+def oracle_network_node(cfg: DictConfig) -> dict:
+    """The oracle's network config: oracle.network, else the domain's oracle_network, else its
+    value_network (a regressor, run at t = 0)."""
+    for node in (cfg.oracle.get("network"), cfg.get("oracle_network"), cfg.get("value_network")):
+        if node is not None:
+            container = OmegaConf.to_container(node, resolve=True)
+            if "_target_" not in container:
+                raise ConfigError("oracle.network needs a _target_ (the network class) and its arguments.")
+            return container
+    raise ConfigError(f"domain {cfg.domain.name} names no network for the oracle; set oracle.network._target_=CLASS.")
+
+
+def run_oracle(cfg: DictConfig, output_dir: Path) -> Path:
+    oc = cfg.oracle
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    key = cfg.domain.input_key
+    labels = getattr(data, "train_labels", None)
+    where = getattr(data, "data_path", None) or "the embedded data"
+    if labels is None or labels.numel() == 0 or (not labels.dtype.is_floating_point and bool((labels < 0).all())):
+        raise ConfigError(
+            f"the oracle stage needs labelled data, but {where} has no labels. Point data.path at a table with a "
+            f"label column and name it (data.label_columns=[COLUMN]), or for images at a .npz with 'labels' or a "
+            f"folder of class sub-folders.")
+    if oc.task not in ("auto", "regression", "classification"):
+        raise ConfigError(f"oracle.task={oc.task} is unknown; use auto, regression or classification.")
+    task = oc.task if oc.task != "auto" else ("regression" if labels.dtype.is_floating_point else "classification")
+    node = oracle_network_node(cfg)
+    label_columns = list(getattr(data, "label_names", None) or []) or None
+    extra = {}
+    if task == "classification":
+        flat = labels.reshape(-1)
+        if labels.dtype.is_floating_point and not bool((flat == flat.round()).all() and (flat >= 0).all()):
+            raise ConfigError("oracle.task=classification needs integer class labels 0, 1, ...; use oracle.task=regression.")
+        num_classes = int(getattr(data, "num_classes", None) or int(flat.max()) + 1)
+        if "num_classes" in node:
+            node["num_classes"] = num_classes
+        extra = {"num_classes": num_classes, "class_names": getattr(data, "class_names", None)}
+    else:
+        if labels.dim() == 2 and labels.shape[1] != 1:
+            raise ConfigError(
+                f"the oracle stage regresses one label column, but data.label_columns={label_columns}; train one "
+                f"oracle per column, e.g. data.label_columns=[{label_columns[0]}].")
+        values = labels.float().reshape(-1)
+        extra = {"label_mean": float(values.mean()), "label_std": float(values.std()) if values.numel() > 1 else 1.0}
+        extra["label_std"] = extra["label_std"] if extra["label_std"] > 0 else 1.0
+    network = instantiate(node)
+    batch = next(iter(data.train_dataloader()))
+    with torch.no_grad():
+        out = network(batch[key][:2])
+    fits = [(extra["num_classes"],)] if task == "classification" else [(), (1,)]
+    if tuple(out.shape[1:]) not in fits:
+        raise ConfigError(
+            f"the oracle network {node['_target_']} returns shape {tuple(out.shape[1:])} per input, but a {task} "
+            f"oracle needs {'one logit per class ' + str(fits[0]) if task == 'classification' else 'one number'}; "
+            f"set oracle.network to a fitting network.")
+    module = OracleModule(network=network, network_config=node, domain=cfg.domain.name, task=task, input_key=key,
+                          input_shape=list(batch[key].shape[1:]), label_columns=label_columns, lr=oc.lr,
+                          weight_decay=oc.weight_decay, **extra)
+    logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"oracle-{cfg.domain.name}")
+    trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
+                           val_check_interval=min(oc.val_check_interval, cfg.trainer.max_steps),
+                           check_val_every_n_epoch=None, enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data)
+    metrics = trainer.validate(module, datamodule=data, verbose=False)
+    module.final_metrics = {k: round(float(v), 6) for k, v in (metrics[0] if metrics else {}).items()}
+    path = output_dir / "oracle.ckpt"
+    trainer.save_checkpoint(path, weights_only=True)
+    if trainer.is_global_zero:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in module.final_metrics.items())
+        print(f"oracle ({task}, {cfg.domain.name}): validation {shown or '(no validation data)'}")
+    return path
+
+
+RUNNERS = {"pretrain": run_pretrain, "value": run_value, "oracle": run_oracle}
+
+
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
@@ -107,7 +190,7 @@ def main(cfg: DictConfig) -> None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = run_pretrain(cfg, output_dir) if cfg.stage == "pretrain" else run_value(cfg, output_dir)
+    path = RUNNERS[cfg.stage](cfg, output_dir)
     print(f"{cfg.stage}: wrote {path}")
 
 

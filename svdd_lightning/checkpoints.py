@@ -27,8 +27,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = resolve_path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"checkpoint {path} does not exist. Pass an existing file (diffusion.checkpoint=PATH or "
-            f"value.checkpoint=PATH), or train one with `python train.py stage=...` (see README)."
+            f"checkpoint {path} does not exist. Pass an existing file (diffusion.checkpoint=PATH, "
+            f"value.checkpoint=PATH or reward.checkpoint=PATH), or train one with `python train.py stage=...` "
+            f"(see README)."
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=False)

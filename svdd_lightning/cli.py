@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from svdd_lightning.errors import SVDDError
 
@@ -27,10 +28,25 @@ def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return main(*args, **kwargs)
         except SVDDError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            fail(str(exc))
+        except InstantiationException as exc:
+            # Hydra wraps errors raised inside _target_ constructors; show ours plainly.
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, SVDDError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            fail(str(cause))
+        except MissingMandatoryValue as exc:
+            fail(f"the option {exc.full_key} has no value; pass {exc.full_key}=... on the command line "
+                 f"(e.g. reward.checkpoint=PATH for reward=oracle).")
 
     return wrapper
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def quiet_lightning() -> None:

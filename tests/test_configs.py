@@ -14,8 +14,7 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-SMALL = ["diffusion.network.channels=8", "diffusion.network.num_layers=1", "value_network.channels=8",
-         "value_network.num_layers=1"]
+SMALL: list[str] = []
 
 
 def compose_decode(*overrides):
@@ -50,9 +49,30 @@ def test_every_decoder_composes_and_instantiates(decoder):
     assert dec.settings().get("num_candidates") is not None
 
 
+REWARD_DOMAIN = {"qed": "molecule", "sa": "molecule", "logp": "molecule", "mfe": "rna", "compressibility": "image",
+                 "digit": "image", "oracle": "image"}
+
+
+@pytest.fixture(scope="module")
+def image_oracle_checkpoint(tmp_path_factory) -> Path:
+    """An untrained digit classifier in the format `train.py stage=oracle` writes."""
+    from svdd_lightning.networks.image import ImageClassifier
+    from tests.test_image import write_oracle_checkpoint
+
+    config = {"_target_": "svdd_lightning.networks.image.ImageClassifier", "in_channels": 1, "num_classes": 10,
+              "channels": 4}
+    net = ImageClassifier(in_channels=1, num_classes=10, channels=4)
+    return write_oracle_checkpoint(tmp_path_factory.mktemp("oracle") / "oracle.ckpt", network=net, config=config,
+                                   task="classification", domain="image", input_key="images",
+                                   input_shape=[1, 8, 8], num_classes=10, class_names=[str(k) for k in range(10)])
+
+
 @pytest.mark.parametrize("reward", options("reward"))
-def test_every_reward_instantiates(reward):
-    cfg = compose_decode(f"reward={reward}")
+def test_every_reward_instantiates(reward, image_oracle_checkpoint):
+    overrides = [f"domain={REWARD_DOMAIN.get(reward, 'dna')}", f"reward={reward}"]
+    if reward in ("digit", "oracle"):
+        overrides += [f"reward.checkpoint={image_oracle_checkpoint}", "reward.target_class=3"]
+    cfg = compose_decode(*overrides)
     assert isinstance(instantiate(cfg.reward), Reward)
 
 

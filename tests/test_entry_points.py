@@ -24,7 +24,7 @@ TINY = [
 def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_DIR": str(tmp), "WANDB_CACHE_DIR": str(tmp / "wandb-cache"),
            "WANDB_CONFIG_DIR": str(tmp / "wandb-config"), "WANDB_DATA_DIR": str(tmp / "wandb-data"),
-           "PYTHONWARNINGS": "ignore"}
+           "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_MODE", None)
     env.pop("WANDB_API_KEY", None)
     proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,

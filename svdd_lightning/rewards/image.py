@@ -1,0 +1,85 @@
+"""Image rewards.
+
+``compressibility`` (the paper's image reward): minus the size of the image saved as a JPEG
+at quality 95 with Pillow, in kilobytes (1 kB = 1000 bytes), i.e. reward = -bytes / 1000 as
+in the paper's tables (higher = more compressible). Images in [-1, 1] are mapped to 8-bit
+pixels (round((x + 1) / 2 * 255), clipped; NaN -> 0) and saved as grey ("L") for one channel
+or RGB for three. Baseline JPEG with the standard Huffman tables, so even a blank 8x8 image
+costs about 333 bytes of headers and tables; real 8x8 digits take 378-404 bytes and uniform
+noise about 395, so on digits the reward spans about -0.40 to -0.33. Runs on the CPU under
+no_grad (not differentiable); every image has a size, so there is no invalid floor. About
+30 ms per 1,000 8x8 images.
+
+``digit``: log p(target_class | x) under a digit classifier trained by
+``python train.py stage=oracle domain=image`` (nats, <= 0; differentiable, so DPS can use it).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from svdd_lightning.checkpoints import resolve_path
+from svdd_lightning.errors import CheckpointError
+from svdd_lightning.rewards.base import Reward
+from svdd_lightning.rewards.oracle import OracleReward, read_oracle_metadata
+
+
+def to_uint8(x0: Tensor) -> np.ndarray:
+    """Images (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) in [0, 255]."""
+    x = torch.nan_to_num(x0.detach().float().cpu(), nan=-1.0)
+    pixels = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 95) -> int:
+    """Size in bytes of one uint8 (H, W, C) image saved as JPEG by Pillow."""
+    from PIL import Image
+
+    channels = image.shape[-1]
+    pil = Image.fromarray(image[..., 0], mode="L") if channels == 1 else Image.fromarray(image, mode="RGB")
+    buffer = io.BytesIO()
+    pil.save(buffer, format="JPEG", quality=quality)
+    return buffer.tell()
+
+
+class CompressibilityReward(Reward):
+    """-(JPEG size in kB) of (B, C, H, W) images in [-1, 1], C in {1, 3}."""
+
+    name: ClassVar[str] = "compressibility"
+    higher_is_better: ClassVar[bool] = True
+    is_differentiable: ClassVar[bool] = False
+
+    def __init__(self, *, quality: int = 95) -> None:
+        super().__init__()
+        if not 1 <= int(quality) <= 100:
+            raise ValueError(f"quality must be a JPEG quality in 1..100 (the paper uses 95), got {quality}")
+        self.quality = int(quality)
+
+    @torch.no_grad()
+    def forward(self, x0: Tensor) -> Tensor:
+        if x0.dim() != 4 or x0.shape[1] not in (1, 3):
+            raise ValueError(f"compressibility needs images (B, C, H, W) with C = 1 or 3, got {tuple(x0.shape)}")
+        sizes = [jpeg_bytes(image, self.quality) for image in to_uint8(x0)]
+        return -torch.tensor(sizes, dtype=torch.float32, device=x0.device) / 1000.0
+
+
+class DigitReward(OracleReward):
+    """log p(target_class | x) (nats) under the digit classifier of ``train.py stage=oracle
+    domain=image``. Differentiable in the pixels."""
+
+    name: ClassVar[str] = "digit"
+    is_differentiable: ClassVar[bool] = True
+
+    def __init__(self, *, checkpoint: str, target_class: int = 0, domain: str | None = "image") -> None:
+        task = read_oracle_metadata(checkpoint)["task"]
+        if task != "classification":
+            raise CheckpointError(
+                f"checkpoint {resolve_path(checkpoint)} is a {task} oracle; the digit reward needs the digit "
+                f"classifier written by `python train.py stage=oracle domain=image`."
+            )
+        super().__init__(checkpoint=checkpoint, target_class=target_class, domain=domain)
