@@ -64,9 +64,14 @@ def main(cfg: DictConfig) -> None:
     reward_choice = HydraConfig.get().runtime.choices.get("reward", "custom")
     decoder_choice = HydraConfig.get().runtime.choices.get("decoder", "custom")
 
-    diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     reward = instantiate(cfg.reward)
-    reward_name = getattr(reward, "name", reward_choice) if reward_choice == "custom" else reward_choice
+    reward_name = getattr(reward, "name", type(reward).__name__)
+    ours = type(reward).__module__.startswith("svdd_lightning.rewards")
+    if ours and reward_name not in cfg.domain.rewards and reward_name != "oracle":
+        raise ConfigError(f"reward={reward_choice} is not a reward of domain '{cfg.domain.name}'; use one of "
+                          f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
+                          f"class with reward._target_=module.Class.")
+    diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     value = build_value(cfg, diffusion=diffusion, reward=reward)
     decoder_kwargs = {"reward": reward}
     if accepts(cfg.decoder._target_, "value"):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -75,6 +76,7 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
             raise ConfigError("the reward returned NaN or inf on some rollouts; fix the reward before training a value.")
         partial = path.with_suffix(".partial")
         torch.save({"states": merged["states"], "steps": torch.tensor(module.steps), "rewards": merged["rewards"],
+                    "samples": merged["samples"],
                     "num_steps": diffusion.num_steps, "seed": cfg.seed + ROLLOUT_SEED_OFFSET}, partial)
         partial.replace(path)
         r = merged["rewards"]
@@ -92,13 +94,22 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     node, _ = split_checkpoint(cfg.value)
     value = instantiate(node)
     reward_name = hydra.core.hydra_config.HydraConfig.get().runtime.choices.get("reward", "custom")
-    module = ValueRegressionModule(value=value, domain=cfg.domain.name, reward_name=reward_name, lr=vt.lr)
+    module = ValueRegressionModule(value=value, domain=cfg.domain.name, reward_name=reward_name, lr=vt.lr,
+                                   weight_decay=vt.weight_decay)
     data = RolloutDataModule(path=str(rollouts), batch_size=vt.batch_size, seed=cfg.seed)
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"value-{cfg.domain.name}-{reward_name}")
+    # Rollout states of one trajectory are strongly correlated, so the value net overfits the training
+    # trajectories after a while: keep the weights with the best rank correlation on held-out ones.
+    best = ModelCheckpoint(dirpath=output_dir / ".value-checkpoints", monitor="val/spearman", mode="max",
+                           save_top_k=1, save_weights_only=True)
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
-                           val_check_interval=min(500, cfg.trainer.max_steps), check_val_every_n_epoch=None,
-                           enable_checkpointing=False, num_sanity_val_steps=0)
+                           val_check_interval=min(vt.val_check_interval, cfg.trainer.max_steps),
+                           check_val_every_n_epoch=None, callbacks=[best], num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
+    if best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        print(f"value: keeping the weights of the best validation Spearman ({float(best.best_model_score):.3f})")
     path = output_dir / "value.ckpt"
     trainer.save_checkpoint(path, weights_only=True)
     return path

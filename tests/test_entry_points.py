@@ -157,3 +157,22 @@ def test_ddp_two_processes_give_the_same_samples_as_one(workdir, pretrained):
         outs[devices] = (out / "samples.csv").read_text()
         assert json.loads((out / "summary.json").read_text())["devices"] == devices
     assert outs[1] == outs[2]
+
+
+def test_reward_of_another_domain_is_a_clear_error(workdir):
+    proc = run("decode.py", "reward=mfe", f"output_dir={workdir / 'bad-reward'}", "logger=none", tmp=workdir,
+               check=False)
+    assert proc.returncode == 2 and "reward=mfe is not a reward of domain 'dna'" in proc.stderr
+
+
+def test_user_reward_class_plugs_in(workdir, pretrained):
+    """reward._target_ swaps in any class following the Reward contract; the pipeline runs unchanged."""
+    out = workdir / "decode-user-reward"
+    run("decode.py", "reward._target_=tests.user_reward.ATContent", f"diffusion.checkpoint={pretrained}",
+        "num_samples=4", "decoder.num_candidates=2", f"output_dir={out}", "logger=none", *TINY, tmp=workdir)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reward"] == "at_content"
+    rows = list(csv.DictReader(open(out / "samples.csv")))
+    for r in rows:
+        at = sum(c in "AT" for c in r["sample"]) / len(r["sample"])
+        assert abs(float(r["reward"]) - at) < 1e-4
