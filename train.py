@@ -28,6 +28,7 @@ from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.rollouts import RolloutDataModule
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
+from svdd_lightning.checkpoints import load_state
 from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
@@ -45,6 +46,8 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     data.setup("fit")
     node, _ = split_checkpoint(cfg.diffusion)
     diffusion = instantiate(node)
+    if cfg.pretrain.init_from:  # continue training a model (weights only; a fresh optimizer and schedule)
+        load_state(diffusion, cfg.pretrain.init_from, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     module = DiffusionPretrainModule(diffusion=diffusion, domain=cfg.domain.name, input_key=cfg.domain.input_key,
                                      lr=cfg.pretrain.lr,
                                      warmup_steps=cfg.pretrain.warmup_steps)
