@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.media import log_guidance_trace, log_samples_table, mean_trace, write_pictures
 from callbacks.decode_outputs import plot_reward_histogram, reward_stats, write_samples_csv, write_summary
 from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter, read_shards
@@ -140,6 +141,17 @@ def main(cfg: DictConfig) -> None:
     native = fmt.write_native(output_dir, texts, rewards.tolist(), indices)
     plot_reward_histogram(output_dir / "reward_hist.png", rewards, reward_name=reward_name,
                           decoder_name=decoder_choice, reference=reference)
+    pictures = write_pictures(output_dir, fmt=fmt, samples=merged["samples"], texts=texts, rewards=rewards,
+                              reward_name=reward_name, decoder_name=decoder_choice)
+    if logger is not None and type(logger).__name__ == "WandbLogger":
+        import wandb
+
+        experiment = logger.experiment
+        log_samples_table(experiment, fmt=fmt, samples=merged["samples"], texts=texts, indices=indices,
+                          rewards=rewards, reward_name=reward_name)
+        log_guidance_trace(experiment, mean_trace(merged["trace"]), diffusion.timesteps())
+        experiment.log({f"pictures/{p.stem}": wandb.Image(str(p)) for p in [output_dir / "reward_hist.png", *pictures]})
+        experiment.summary.update({"reward_stats": summary["reward_stats"], "nfe": nfe, "naturalness": naturalness})
     if cfg.reference_out:
         ref_path = Path(cfg.reference_out)
         ref_path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,10 +159,10 @@ def main(cfg: DictConfig) -> None:
                                  "seed": cfg.seed, "steps": cfg.steps, "num_samples": len(indices),
                                  **reward_stats(rewards), "rewards": rewards.tolist()})
     shutil.rmtree(shard_dir, ignore_errors=True)
-    print_report(summary, output_dir, native.name, logger)
+    print_report(summary, output_dir, [native.name, *(p.name for p in pictures)], logger)
 
 
-def print_report(summary: dict, output_dir: Path, native_name: str, logger) -> None:
+def print_report(summary: dict, output_dir: Path, extra_files: list[str], logger) -> None:
     stats = summary["reward_stats"]
     rows = [(summary["decoder"], stats["median"], stats["q90"])]
     if summary["reference"] is not None:
@@ -166,7 +178,8 @@ def print_report(summary: dict, output_dir: Path, native_name: str, logger) -> N
     nat = summary["naturalness"]
     if nat:
         print("naturalness: " + ", ".join(f"{k}={v:.3f}" for k, v in nat.items()))
-    print(f"outputs: {output_dir}/ (summary.json, samples.csv, {native_name}, reward_hist.png)")
+    files = ", ".join(["summary.json", "samples.csv", *extra_files, "reward_hist.png"])
+    print(f"outputs: {output_dir}/ ({files})")
     if logger is not None and getattr(logger, "offline_mode", False):
         print(f"W&B run saved offline; upload it with: {wandb_sync_hint(output_dir)}")
 

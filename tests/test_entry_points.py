@@ -122,7 +122,19 @@ def test_decode_logs_offline_wandb_run(workdir, pretrained):
     proc = run("decode.py", f"diffusion.checkpoint={pretrained}", "num_samples=4", f"output_dir={out}",
                "logger=wandb", "decoder.num_candidates=2", *TINY, tmp=workdir)
     assert "wandb sync" in proc.stdout
-    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    from callbacks.wandb_offline import read_history
+
+    history = read_history(runs[0])
+    hist = next(r for r in history if "reward/histogram/values" in r)
+    assert sum(hist["reward/histogram/values"]) == 4 and hist["reward/count"] == 4
+    table = next(r for r in history if "samples/nrows" in r)
+    assert table["samples/nrows"] == 4
+    guidance = [r for r in history if "guidance/value_mean" in r]
+    assert len(guidance) == 4  # one row per denoising step (steps=4 in TINY)
+    assert any("pictures/reward_hist/path" in r for r in history)
+    assert (out / "samples_positions.png").stat().st_size > 1000
 
 
 def test_missing_checkpoint_is_a_clear_error(workdir):
