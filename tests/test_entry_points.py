@@ -162,13 +162,20 @@ def test_ddp_two_processes_give_the_same_samples_as_one(workdir, pretrained):
     outs = {}
     for devices in (1, 2):
         out = workdir / f"decode-ddp{devices}"
-        extra = ["trainer.strategy=ddp"] if devices == 2 else []
+        extra = ["trainer.strategy=ddp", "logger=wandb"] if devices == 2 else ["logger=none"]
         run("decode.py", f"diffusion.checkpoint={pretrained}", "num_samples=10", "batch_size=4", "seed=3",
-            "decoder.num_candidates=4", f"output_dir={out}", "logger=none", "trainer.accelerator=cpu",
+            "decoder.num_candidates=4", f"output_dir={out}", "trainer.accelerator=cpu",
             f"trainer.devices={devices}", *extra, *TINY, tmp=workdir)
         outs[devices] = (out / "samples.csv").read_text()
         assert json.loads((out / "summary.json").read_text())["devices"] == devices
     assert outs[1] == outs[2]
+    # The W&B histogram of the 2-process run counts every sample exactly once.
+    from callbacks.wandb_offline import read_history
+
+    runs = list((workdir / "decode-ddp2" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    hist = next(r for r in read_history(runs[0]) if "reward/histogram/values" in r)
+    assert sum(hist["reward/histogram/values"]) == 10 and hist["reward/count"] == 10
 
 
 def test_reward_of_another_domain_is_a_clear_error(workdir):
