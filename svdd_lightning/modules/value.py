@@ -24,6 +24,10 @@ class ValueRegressionModule(CheckpointMetadataMixin):
         self.weight_decay = weight_decay
         self.val_mse = MeanSquaredError()
         self.val_spearman = SpearmanCorrCoef()
+        # Per noise-level bucket (t / T in quarters): where along the chain the value is informative.
+        self.num_buckets = 4
+        self.bucket_mse = torch.nn.ModuleList(MeanSquaredError() for _ in range(self.num_buckets))
+        self.bucket_spearman = torch.nn.ModuleList(SpearmanCorrCoef() for _ in range(self.num_buckets))
 
     def checkpoint_metadata(self):
         return {**super().checkpoint_metadata(), "reward": self.reward_name}
@@ -45,6 +49,17 @@ class ValueRegressionModule(CheckpointMetadataMixin):
         self.val_spearman(pred, batch["reward"])
         self.log("val/mse", self.val_mse, prog_bar=True, batch_size=pred.shape[0])
         self.log("val/spearman", self.val_spearman, prog_bar=True, batch_size=pred.shape[0])
+        frac = batch["t"].float() / self.value.num_steps
+        bucket = (frac * self.num_buckets).long().clamp(0, self.num_buckets - 1)
+        for k in range(self.num_buckets):
+            chosen = bucket == k
+            if int(chosen.sum()) < 2:
+                continue
+            self.bucket_mse[k](pred[chosen], batch["reward"][chosen])
+            self.bucket_spearman[k](pred[chosen], batch["reward"][chosen])
+            name = f"t{k * 100 // self.num_buckets}-{(k + 1) * 100 // self.num_buckets}pct"
+            self.log(f"val_by_noise/mse_{name}", self.bucket_mse[k], batch_size=int(chosen.sum()))
+            self.log(f"val_by_noise/spearman_{name}", self.bucket_spearman[k], batch_size=int(chosen.sum()))
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.value.network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
