@@ -139,7 +139,9 @@ def main(cfg: DictConfig) -> None:
     write_summary(output_dir / "summary.json", summary)
     write_samples_csv(output_dir / "samples.csv", indices, texts, rewards.tolist())
     native = fmt.write_native(output_dir, texts, rewards.tolist(), indices)
-    plot_reward_histogram(output_dir / "reward_hist.png", rewards, reward_name=reward_name,
+    units = getattr(reward, "units", "")
+    plot_reward_histogram(output_dir / "reward_hist.png", rewards,
+                          reward_name=f"{reward_name} ({units})" if units else reward_name,
                           decoder_name=decoder_choice, reference=reference)
     pictures = write_pictures(output_dir, fmt=fmt, samples=merged["samples"], texts=texts, rewards=rewards,
                               reward_name=reward_name, decoder_name=decoder_choice)

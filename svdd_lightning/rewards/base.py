@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 class Reward(nn.Module):
     name: ClassVar[str] = "reward"
+    units: ClassVar[str] = ""  # shown on plot axes, e.g. "kcal/mol"
     higher_is_better: ClassVar[bool] = True
     is_differentiable: ClassVar[bool] = False
 

@@ -45,6 +45,7 @@ class MotifReward(Reward):
     """Mean over motifs of the best log-odds hit on either strand of a one-hot sequence."""
 
     name: ClassVar[str] = "motif"
+    units: ClassVar[str] = "bits, log2-odds"
     is_differentiable: ClassVar[bool] = True
 
     def __init__(self, *, matrix_ids: Sequence[str], release: str = JASPAR_RELEASE) -> None:
@@ -83,6 +84,7 @@ class GCReward(Reward):
     """GC content in [0, 1]; works for DNA (ACGT) and RNA (ACGU) token ids alike."""
 
     name: ClassVar[str] = "gc"
+    units: ClassVar[str] = "fraction G+C"
     is_differentiable: ClassVar[bool] = True
 
     def forward(self, x0: Tensor) -> Tensor:

@@ -51,6 +51,7 @@ class CompressibilityReward(Reward):
     """-(JPEG size in kB) of (B, C, H, W) images in [-1, 1], C in {1, 3}."""
 
     name: ClassVar[str] = "compressibility"
+    units: ClassVar[str] = "-kB of JPEG q95"
     higher_is_better: ClassVar[bool] = True
     is_differentiable: ClassVar[bool] = False
 
@@ -73,6 +74,7 @@ class DigitReward(OracleReward):
     domain=image``. Differentiable in the pixels."""
 
     name: ClassVar[str] = "digit"
+    units: ClassVar[str] = "nats, log p(class)"
     is_differentiable: ClassVar[bool] = True
 
     def __init__(self, *, checkpoint: str, target_class: int = 0, domain: str | None = "image") -> None:

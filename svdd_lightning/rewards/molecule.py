@@ -96,6 +96,7 @@ class QEDReward(MoleculeReward):
     """QED drug-likeness in [0, 1]; invalid molecules score 0."""
 
     name: ClassVar[str] = "qed"
+    units: ClassVar[str] = "QED, 0-1"
     floor: ClassVar[float] = 0.0
 
     def score(self, mol: Chem.Mol) -> float:
@@ -106,6 +107,7 @@ class SAReward(MoleculeReward):
     """(10 - SA) / 9 in [0, 1] (1 = easiest to synthesise); invalid molecules score 0."""
 
     name: ClassVar[str] = "sa"
+    units: ClassVar[str] = "(10 - SA) / 9"
     floor: ClassVar[float] = 0.0
 
     def __init__(self, *, vocab: str | Path | None = None) -> None:
@@ -120,6 +122,7 @@ class LogPReward(MoleculeReward):
     """Crippen logP; invalid molecules score ``LOGP_FLOOR`` (-20)."""
 
     name: ClassVar[str] = "logp"
+    units: ClassVar[str] = "Crippen logP"
     floor: ClassVar[float] = LOGP_FLOOR
 
     def score(self, mol: Chem.Mol) -> float:

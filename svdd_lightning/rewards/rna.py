@@ -36,6 +36,7 @@ class MFEReward(Reward):
     argmax. Returns float32 ``(B,)`` on x0's device."""
 
     name: ClassVar[str] = "mfe"
+    units: ClassVar[str] = "-MFE, kcal/mol"
     higher_is_better: ClassVar[bool] = True
     is_differentiable: ClassVar[bool] = False
 
