@@ -100,6 +100,21 @@ def slice_rows(rewards: np.ndarray, *, top: int = 16, random: int = 16, seed: in
     return chosen
 
 
+def molecule_cell(smiles: str):
+    """wandb.Molecule with a 3-D embedding when RDKit can make one (some rings cannot be embedded),
+    else without; None for an empty SMILES."""
+    import wandb
+
+    if not smiles:
+        return None
+    for embed in (True, False):
+        try:
+            return wandb.Molecule.from_smiles(smiles, convert_to_3d_and_optimize=embed)
+        except (ValueError, RuntimeError):
+            continue
+    return None
+
+
 def log_samples_table(experiment: Any, *, fmt: Any, samples: torch.Tensor, texts: list[str], indices: list[int],
                       rewards: np.ndarray, reward_name: str) -> int:
     """A W&B table of the top and a random slice of samples; molecules as wandb.Molecule, images as
@@ -117,7 +132,7 @@ def log_samples_table(experiment: Any, *, fmt: Any, samples: torch.Tensor, texts
     for which, row in slice_rows(rewards):
         cells: list[Any] = [which, indices[row], texts[row], float(rewards[row])]
         if is_molecule:
-            cells.append(wandb.Molecule.from_smiles(texts[row]) if texts[row] else None)
+            cells.append(molecule_cell(texts[row]))
         if is_image:
             pixels = ((samples[row].float().clamp(-1, 1) + 1) * 127.5).round().byte().squeeze(0).numpy()
             cells.append(wandb.Image(pixels, caption=f"#{indices[row]} {reward_name}={rewards[row]:.3g}"))
