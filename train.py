@@ -30,6 +30,7 @@ from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.checkpoints import load_state
 from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning
+from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
 from svdd_lightning.modules.oracle import OracleModule
@@ -99,7 +100,13 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     reward_name = hydra.core.hydra_config.HydraConfig.get().runtime.choices.get("reward", "custom")
     module = ValueRegressionModule(value=value, domain=cfg.domain.name, reward_name=reward_name, lr=vt.lr,
                                    weight_decay=vt.weight_decay)
-    data = RolloutDataModule(path=str(rollouts), batch_size=vt.batch_size, seed=cfg.seed)
+    renoise = None
+    if vt.renoise:
+        if not isinstance(diffusion, MaskedDiffusion):
+            raise ConfigError("value_training.renoise=true is exact only for masked diffusion (tokens are revealed "
+                              "independently of their content); use it with domain=dna|rna|molecule.")
+        renoise = diffusion.add_noise
+    data = RolloutDataModule(path=str(rollouts), batch_size=vt.batch_size, seed=cfg.seed, renoise=renoise)
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"value-{cfg.domain.name}-{reward_name}")
     # Rollout states of one trajectory are strongly correlated, so the value net overfits the training
     # trajectories after a while: keep the weights with the best rank correlation on held-out ones.

@@ -7,6 +7,7 @@ validation states come from trajectories the value net never saw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -17,8 +18,16 @@ from svdd_lightning.errors import DataError
 
 
 class RolloutDataset(Dataset):
-    def __init__(self, states: torch.Tensor, steps: torch.Tensor, rewards: torch.Tensor) -> None:
-        self.states, self.steps, self.rewards = states, steps, rewards
+    """Items (x_t, t, r(x_0)). With ``renoise``, x_t is drawn afresh from the trajectory's end point
+    x_0 every time (``renoise(x0, t)``, the forward process) instead of read from the stored states.
+    For masked diffusion this is the same distribution: the sampler reveals positions independently
+    of their content, so a rollout's x_t given x_0 masks each position with probability t / T. It
+    turns each trajectory into unlimited fresh states and curbs the value net's overfitting."""
+
+    def __init__(self, states: torch.Tensor, steps: torch.Tensor, rewards: torch.Tensor,
+                 samples: torch.Tensor | None = None, renoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.states, self.steps, self.rewards, self.samples = states, steps, rewards, samples
+        self.renoise = renoise
         self.k = steps.shape[0]
 
     def __len__(self) -> int:
@@ -26,7 +35,11 @@ class RolloutDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         n, k = divmod(i, self.k)
-        return {"x_t": self.states[n, k], "t": self.steps[k], "reward": self.rewards[n]}
+        if self.renoise is not None:
+            x_t = self.renoise(self.samples[n].unsqueeze(0).long(), self.steps[k].view(1))[0]
+        else:
+            x_t = self.states[n, k]
+        return {"x_t": x_t, "t": self.steps[k], "reward": self.rewards[n]}
 
 
 def load_rollouts(path: str | Path) -> dict:
@@ -44,8 +57,9 @@ def load_rollouts(path: str | Path) -> dict:
 
 class RolloutDataModule(L.LightningDataModule):
     def __init__(self, *, path: str, batch_size: int = 128, val_fraction: float = 0.1, num_workers: int = 0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, renoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
+        self.renoise = renoise
         self.path = path
         self.batch_size = batch_size
         self.val_fraction = val_fraction
@@ -62,7 +76,13 @@ class RolloutDataModule(L.LightningDataModule):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         n_val = max(1, int(round(n * self.val_fraction))) if n > 1 else 0
         val, train = order[:n_val], order[n_val:]
-        self.train_set = RolloutDataset(data["states"][train], data["steps"], data["rewards"][train])
+        samples = data.get("samples")
+        if self.renoise is not None and samples is None:
+            raise DataError(f"rollout file {self.path} has no end points ('samples'), which renoising needs; "
+                            f"write it again with `python train.py stage=value` or set value_training.renoise=false.")
+        # Validation always reads the stored states: it measures the value on real rollouts.
+        self.train_set = RolloutDataset(data["states"][train], data["steps"], data["rewards"][train],
+                                        samples=None if samples is None else samples[train], renoise=self.renoise)
         self.val_set = RolloutDataset(data["states"][val], data["steps"], data["rewards"][val])
 
     def train_dataloader(self) -> DataLoader:

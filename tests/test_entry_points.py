@@ -195,3 +195,30 @@ def test_user_reward_class_plugs_in(workdir, pretrained):
     for r in rows:
         at = sum(c in "AT" for c in r["sample"]) / len(r["sample"])
         assert abs(float(r["reward"]) - at) < 1e-4
+
+
+def test_value_stage_renoise_reuses_rollouts(workdir, pretrained, value_ckpt):
+    out = workdir / "value-renoise"
+    run("train.py", "stage=value", f"diffusion.checkpoint={pretrained}",
+        f"value_training.rollouts={value_ckpt.parent / 'rollouts.pt'}", "value_training.renoise=true",
+        "value_training.batch_size=8", "trainer.max_steps=3", f"output_dir={out}", *TINY, tmp=workdir)
+    assert (out / "value.ckpt").is_file() and not (out / "rollouts.pt").exists()
+
+
+def test_renoised_states_match_the_rollout_mask_rate():
+    """The reason renoising is exact for masked diffusion: a rollout's state at step t masks each
+    position with probability t / T, independently of the tokens."""
+    import torch
+
+    from svdd_lightning import ops
+    from tests.helpers import tiny_masked
+
+    d = tiny_masked(seq_len=400, num_steps=8)
+    gens = ops.make_generators(0, range(16))
+    x = d.prior(16, gens)
+    with torch.no_grad():
+        for t in d.timesteps():
+            if t == 4:
+                rate = (x == d.mask_index).float().mean().item()
+            x = d.step(x, t, gens).prev_sample
+    assert abs(rate - 4 / 8) < 0.03
