@@ -103,3 +103,36 @@ class SequenceRegressor(nn.Module):
         h = self.trunk(self.stem(onehot.transpose(1, 2)), t)
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1)
         return self.head(pooled).squeeze(-1)
+
+
+class DenoiserFeatureRegressor(nn.Module):
+    """A value/oracle regressor on the pre-trained denoiser's features: its token embedding and conv
+    trunk (initialised from a pretrain checkpoint, then fine-tuned) with a pooled regression head.
+
+    Why: a fresh conv net reads some rewards poorly off noisy tokens (QED off SELFIES, whose tokens
+    mean different things in different contexts); the denoiser's trunk already encodes what the
+    masked positions will likely become.
+    """
+
+    def __init__(self, *, vocab_size: int, channels: int = 64, num_layers: int = 6, kernel_size: int = 5,
+                 time_dim: int = 64, init_from: str | None = None) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.denoiser = SequenceDenoiser(vocab_size=vocab_size, channels=channels, num_layers=num_layers,
+                                         kernel_size=kernel_size, time_dim=time_dim)
+        if init_from:
+            from svdd_lightning.checkpoints import load_state
+
+            load_state(self.denoiser, init_from, kind="diffusion", domain=None, prefix="diffusion.network.")
+        self.head = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, 1))
+
+    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        if x.dtype.is_floating_point:  # soft one-hots: embed as a mixture of token embeddings
+            h = x @ self.denoiser.embed.weight[: self.vocab_size]
+        else:
+            h = self.denoiser.embed(x)
+        if t is None:
+            t = torch.zeros(h.shape[0], device=h.device)
+        h = self.denoiser.trunk(h.transpose(1, 2), t)
+        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1)
+        return self.head(pooled).squeeze(-1)
