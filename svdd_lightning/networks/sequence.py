@@ -136,3 +136,35 @@ class DenoiserFeatureRegressor(nn.Module):
         h = self.denoiser.trunk(h.transpose(1, 2), t)
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1)
         return self.head(pooled).squeeze(-1)
+
+
+class TransformerRegressor(nn.Module):
+    """A small transformer encoder regressor for token sequences (mask = vocab_size), time-conditioned.
+
+    Why: attention reads context-dependent tokens (SELFIES branch and ring tokens whose meaning depends
+    on the tokens after them) that local convolutions miss.
+    """
+
+    def __init__(self, *, vocab_size: int, seq_len: int, channels: int = 64, num_layers: int = 4, num_heads: int = 4,
+                 time_dim: int = 64) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.time_dim = time_dim
+        self.embed = nn.Embedding(vocab_size + 1, channels)
+        self.position = nn.Parameter(torch.zeros(1, seq_len, channels))
+        nn.init.normal_(self.position, std=0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, channels), nn.GELU(), nn.Linear(channels, channels))
+        layer = nn.TransformerEncoderLayer(channels, num_heads, dim_feedforward=4 * channels, dropout=0.0,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(channels)
+        self.head = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, 1))
+
+    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        h = x @ self.embed.weight[: self.vocab_size] if x.dtype.is_floating_point else self.embed(x)
+        if t is None:
+            t = torch.zeros(h.shape[0], device=h.device)
+        h = h + self.position[:, : h.shape[1]] + self.time_mlp(time_features(t, self.time_dim)).unsqueeze(1)
+        h = self.norm(self.encoder(h))
+        pooled = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1)
+        return self.head(pooled).squeeze(-1)
