@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from callbacks.media import log_guidance_trace, log_samples_table, mean_trace, write_pictures
 from callbacks.decode_outputs import plot_reward_histogram, reward_stats, write_samples_csv, write_summary
@@ -30,7 +30,7 @@ from svdd_lightning.build import build_with_checkpoint
 from svdd_lightning.checkpoints import resolve_path
 from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning
 from svdd_lightning.errors import ConfigError
-from svdd_lightning.loggers import build_logger, wandb_sync_hint
+from svdd_lightning.loggers import build_logger, wandb_configured, wandb_sync_hint
 from svdd_lightning.modules.decoding import DecodingModule
 
 
@@ -85,6 +85,7 @@ def main(cfg: DictConfig) -> None:
         "domain": cfg.domain.name, "reward": reward_name, "decoder": decoder_choice,
         "num_samples": cfg.num_samples, "seed": cfg.seed, "steps": cfg.steps, **decoder.settings(),
     }
+    wandb_offline = cfg.logger.kind == "wandb" and not wandb_configured()  # build_logger then sets offline mode
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, project=cfg.logger.get("project", "svdd-lightning"),
                           name=output_dir.name, config=run_config)
     shard_dir = output_dir / ".shards"
@@ -161,10 +162,10 @@ def main(cfg: DictConfig) -> None:
                                  "seed": cfg.seed, "steps": cfg.steps, "num_samples": len(indices),
                                  **reward_stats(rewards), "rewards": rewards.tolist()})
     shutil.rmtree(shard_dir, ignore_errors=True)
-    print_report(summary, output_dir, [native.name, *(p.name for p in pictures)], logger)
+    print_report(summary, output_dir, [native.name, *(p.name for p in pictures)], wandb_offline)
 
 
-def print_report(summary: dict, output_dir: Path, extra_files: list[str], logger) -> None:
+def print_report(summary: dict, output_dir: Path, extra_files: list[str], wandb_offline: bool) -> None:
     stats = summary["reward_stats"]
     rows = [(summary["decoder"], stats["median"], stats["q90"])]
     if summary["reference"] is not None:
@@ -182,7 +183,7 @@ def print_report(summary: dict, output_dir: Path, extra_files: list[str], logger
         print("naturalness: " + ", ".join(f"{k}={v:.3f}" for k, v in nat.items()))
     files = ", ".join(["summary.json", "samples.csv", *extra_files, "reward_hist.png"])
     print(f"outputs: {output_dir}/ ({files})")
-    if logger is not None and getattr(logger, "offline_mode", False):
+    if wandb_offline:
         print(f"W&B run saved offline; upload it with: {wandb_sync_hint(output_dir)}")
 
 

@@ -18,7 +18,6 @@ class RewardHistogramCallback(L.Callback):
         self.reward_name = reward_name
         self.reference = reference
         self.rewards = CatMetric()
-        self.logged: dict | None = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
         self.rewards = self.rewards.to(pl_module.device)
@@ -55,4 +54,3 @@ class RewardHistogramCallback(L.Callback):
         else:
             logger.log_metrics({k: v for k, v in record.items()}, step=0)
             logger.save()
-        self.logged = {"count": int(values.size), **record}

@@ -35,22 +35,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from svdd_lightning.errors import ConfigError, DataError
+from svdd_lightning.paths import REPO_ROOT, resolve_path
 
 log = logging.getLogger("svdd_lightning.data")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
 UNLABELLED = -1
-
-
-def _resolve(path: str | Path) -> Path:
-    """As given when it exists (or is absolute), else relative to the repository root."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    candidate = REPO_ROOT / p
-    return candidate if candidate.exists() else p
 
 
 # --------------------------------------------------------------------------------------- #
@@ -256,7 +247,7 @@ class DigitsDataModule(L.LightningDataModule):
         if self.path is None:
             images, labels, names = load_default_digits()
             return images, labels, names, "scikit-learn load_digits", 16.0
-        path = _resolve(self.path)
+        path = resolve_path(self.path)
         self.data_path = path
         if path.is_dir():
             images, labels, names = _read_folder(path, self.channels, self.image_size)

@@ -35,14 +35,15 @@ import selfies as sf
 import torch
 from rdkit import Chem
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from datamodules.sequences import _is_gzip, _TokenDataset
 from svdd_lightning.chem import SelfiesVocabulary, to_mol
+from svdd_lightning.paths import resolve_path
 from svdd_lightning.errors import ConfigError, DataError
 
 log = logging.getLogger("svdd_lightning.data")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SMILES_SUFFIXES = (".smi", ".smiles", ".txt")
 TABLE_SUFFIXES = (".csv", ".tsv")
 ACCEPTED = ", ".join(s + z for s in SMILES_SUFFIXES + TABLE_SUFFIXES for z in ("", ".gz"))
@@ -63,18 +64,6 @@ def moses_path(split: str = "train") -> Path:
             f"(pip install --no-deps --force-reinstall molsets==0.3.1), or point data.path at your own SMILES file."
         )
     return path
-
-
-def _resolve(path: str) -> Path:
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p.absolute()
-    return REPO_ROOT / p
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _kind(path: Path) -> str:
@@ -201,21 +190,6 @@ def _labels(frame: pd.DataFrame, path: Path, label_columns: Sequence[str] | None
     return out
 
 
-class _TokenDataset(Dataset):
-    def __init__(self, tokens: Tensor, labels: Tensor | None) -> None:
-        self.tokens = tokens
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return self.tokens.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        item = {"tokens": self.tokens[i]}
-        if self.labels is not None:
-            item["labels"] = self.labels[i]
-        return item
-
-
 class MoleculeDataModule(L.LightningDataModule):
     """SELFIES token rows of molecules from MOSES (default) or a user SMILES file / CSV.
 
@@ -281,7 +255,7 @@ class MoleculeDataModule(L.LightningDataModule):
                     f"has no labels. Point data.path at a CSV with a smiles column and those label columns."
                 )
             return moses_path("train")
-        return _resolve(self.path)
+        return resolve_path(self.path)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_tokens is not None:

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from svdd_lightning import alphabet as alphabet_lib
 from svdd_lightning.errors import ConfigError, DataError
+from svdd_lightning.paths import REPO_ROOT, resolve_path
 
 log = logging.getLogger("svdd_lightning.data")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
 TABLE_SUFFIXES = (".csv", ".tsv")
 ACCEPTED = ", ".join(s + z for s in FASTA_SUFFIXES + TABLE_SUFFIXES for z in ("", ".gz"))
@@ -381,17 +381,6 @@ class _TokenDataset(Dataset):
         if self.labels is not None:
             item["labels"] = self.labels[i]
         return item
-
-
-def resolve_path(path: str | Path) -> Path:
-    """An absolute path as is; a relative one in the working directory if it exists there,
-    otherwise relative to the repository root."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    if p.exists():
-        return p.absolute()
-    return REPO_ROOT / p
 
 
 class SequenceDataModule(L.LightningDataModule):

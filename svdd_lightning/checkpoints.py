@@ -10,17 +10,7 @@ import torch
 from torch import nn
 
 from svdd_lightning.errors import CheckpointError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def resolve_path(path: str | Path) -> Path:
-    """A path as given, or relative to the repository root when not found from the cwd."""
-    path = Path(path).expanduser()
-    if path.exists() or path.is_absolute():
-        return path
-    candidate = REPO_ROOT / path
-    return candidate if candidate.exists() else path
+from svdd_lightning.paths import resolve_path  # noqa: F401  (re-exported)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

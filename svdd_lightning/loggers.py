@@ -34,11 +34,9 @@ def build_logger(kind: str, *, output_dir: Path, project: str = "svdd-lightning"
         offline = not wandb_configured()
         if offline:
             os.environ["WANDB_MODE"] = "offline"
-        (output_dir / "wandb").parent.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
-        logger = WandbLogger(project=project, name=name, save_dir=str(output_dir), offline=offline, config=config)
-        logger.offline_mode = offline
-        return logger
+        return WandbLogger(project=project, name=name, save_dir=str(output_dir), offline=offline, config=config)
     raise ConfigError(f"logger '{kind}' is unknown; use logger=wandb, logger=csv or logger=none.")
 
 

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.networks.sequence import SequenceDenoiser, SequenceRegressor
 from svdd_lightning.rewards.dna import GCReward
 from svdd_lightning.values.learned import LearnedValue
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Overrides that make the DNA domain tiny for end-to-end runs of train.py / decode.py.
+TINY = [
+    "domain.seq_len=24", "steps=4",
+    "diffusion.network.channels=8", "diffusion.network.num_layers=2",
+    "value_network.channels=8", "value_network.num_layers=2",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run an entry point as a user would, with W&B kept out of $HOME and one thread for tiny models."""
+    env = {**os.environ, "WANDB_DIR": str(tmp), "WANDB_CACHE_DIR": str(tmp / "wandb-cache"),
+           "WANDB_CONFIG_DIR": str(tmp / "wandb-config"), "WANDB_DATA_DIR": str(tmp / "wandb-data"),
+           "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env.pop("WANDB_MODE", None)
+    env.pop("WANDB_API_KEY", None)
+    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
 
 
 def tiny_masked(seq_len: int = 12, num_steps: int = 6, seed: int = 0) -> MaskedDiffusion:

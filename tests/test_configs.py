@@ -14,12 +14,11 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-SMALL: list[str] = []
 
 
 def compose_decode(*overrides):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("decode", overrides=[*overrides, *SMALL], return_hydra_config=True)
+        cfg = compose("decode", overrides=list(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         return cfg
 

@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from Bio import SeqIO
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = [
-    "domain.seq_len=24", "steps=4",
-    "diffusion.network.channels=8", "diffusion.network.num_layers=2",
-    "value_network.channels=8", "value_network.num_layers=2",
-    "trainer.enable_progress_bar=false",
-]
-
-
-def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_DIR": str(tmp), "WANDB_CACHE_DIR": str(tmp / "wandb-cache"),
-           "WANDB_CONFIG_DIR": str(tmp / "wandb-config"), "WANDB_DATA_DIR": str(tmp / "wandb-data"),
-           "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    env.pop("WANDB_MODE", None)
-    env.pop("WANDB_API_KEY", None)
-    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
+from tests.helpers import TINY, run
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
@@ -72,6 +49,7 @@ def value_ckpt(workdir, pretrained) -> Path:
 def test_pretrain_checkpoint_is_small_and_tagged(pretrained):
     import torch
 
+    assert pretrained.stat().st_size < 1_000_000  # weights only: no optimizer state
     ckpt = torch.load(pretrained, weights_only=False)
     assert ckpt["svdd"] == {"kind": "diffusion", "domain": "dna"}
     assert "optimizer_states" not in ckpt or not ckpt["optimizer_states"]

@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +27,11 @@ from svdd_lightning.rewards.image import CompressibilityReward, DigitReward
 from svdd_lightning.rewards.oracle import OracleReward
 from tests.contracts import RewardContract
 
-ROOT = Path(__file__).resolve().parent.parent
-DNA_TINY = ["domain.seq_len=24", "steps=4", "diffusion.network.channels=8", "diffusion.network.num_layers=2",
-            "value_network.channels=8", "value_network.num_layers=2", "trainer.enable_progress_bar=false"]
+from tests.helpers import TINY as DNA_TINY  # noqa: E402
+from tests.helpers import run  # noqa: E402
+
 IMAGE_TINY = ["steps=4", "diffusion.network.channels=8", "diffusion.network.time_dim=8", "value_network.channels=8",
               "value_network.time_dim=8", "oracle_network.channels=8", "trainer.enable_progress_bar=false"]
-
-
-def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_DIR": str(tmp), "WANDB_CACHE_DIR": str(tmp / "wandb-cache"),
-           "WANDB_CONFIG_DIR": str(tmp / "wandb-config"), "WANDB_DATA_DIR": str(tmp / "wandb-data"),
-           "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # tiny models: threads only add contention
-    env.pop("WANDB_MODE", None)
-    env.pop("WANDB_API_KEY", None)
-    proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
 
 
 def write_oracle_checkpoint(path: Path, *, network: torch.nn.Module, config: dict, task: str, domain: str,

@@ -32,7 +32,7 @@ from svdd_lightning.metrics_molecule import MoleculeNaturalness, internal_divers
 from svdd_lightning.networks.sequence import SequenceDenoiser
 from svdd_lightning.rewards.molecule import LOGP_FLOOR, LogPReward, QEDReward, SAReward, _sascorer
 from tests.contracts import RewardContract
-from tests.test_entry_points import run
+from tests.helpers import run
 
 L = 48
 DRUGS = [

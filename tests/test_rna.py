@@ -24,7 +24,7 @@ from datamodules.rna import DEFAULT_RNA_PATH, RNADataModule
 from svdd_lightning.alphabet import encode
 from svdd_lightning.rewards.rna import INVALID_STABILITY, MFEReward
 from tests.contracts import RewardContract
-from tests.test_entry_points import run
+from tests.helpers import run
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_FASTA = ROOT / DEFAULT_RNA_PATH
