@@ -18,7 +18,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from callbacks.media import log_guidance_trace, log_samples_table, mean_trace, write_pictures
@@ -58,6 +58,12 @@ def check_options(cfg: DictConfig) -> None:
 @hydra.main(config_path="configs", config_name="decode", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    run_decode(cfg)
+
+
+def run_decode(cfg: DictConfig) -> dict | None:
+    """Decode with a composed config (Hydra's runtime choices set); returns summary.json's content
+    on rank zero (None on other ranks). benchmark.py calls this in-process."""
     quiet_lightning()
     check_options(cfg)
     output_dir = Path(cfg.output_dir)
@@ -73,7 +79,11 @@ def main(cfg: DictConfig) -> None:
                           f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
                           f"class with reward._target_=module.Class.")
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
-    value = build_value(cfg, diffusion=diffusion, reward=reward)
+    decoder_class = get_class(cfg.decoder._target_)
+    # DPS follows the reward's own gradient when it has one and needs the learned value only otherwise.
+    value_needed = not (getattr(decoder_class, "value_only_without_reward_gradient", False)
+                        and getattr(reward, "is_differentiable", False))
+    value = build_value(cfg, diffusion=diffusion, reward=reward) if value_needed else None
     decoder_kwargs = {"reward": reward}
     if accepts(cfg.decoder._target_, "value"):
         decoder_kwargs["value"] = value
@@ -101,7 +111,7 @@ def main(cfg: DictConfig) -> None:
     trainer.strategy.barrier()
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
-        return
+        return None
 
     merged = read_shards(writer.shard_paths())
     indices = merged["index"].tolist()
@@ -163,6 +173,7 @@ def main(cfg: DictConfig) -> None:
                                  **reward_stats(rewards), "rewards": rewards.tolist()})
     shutil.rmtree(shard_dir, ignore_errors=True)
     print_report(summary, output_dir, [native.name, *(p.name for p in pictures)], wandb_offline)
+    return summary
 
 
 def print_report(summary: dict, output_dir: Path, extra_files: list[str], wandb_offline: bool) -> None:

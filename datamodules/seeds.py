@@ -1,6 +1,11 @@
-"""The decode 'data': global sample indices 0..N-1, batched. Under DDP Lightning's predict
-sampler splits them across processes without duplicates; each batch seeds its generators from
-its indices, so sample i is the same on any number of devices."""
+"""The decode 'data': global sample indices 0..N-1, in batches of consecutive indices.
+
+Each item of the dataset is a whole batch, ``[k * B, (k + 1) * B)``, so under DDP Lightning's
+predict sampler hands whole batches to processes (without duplicates) and batch k holds the
+same indices on any number of devices. Each batch seeds its generators from its indices, so
+sample i is the same on 1 CPU or N GPUs, and so is every population of decoders whose batch
+members interact (SMC, SVDD-R).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-class IndexDataset(Dataset):
-    def __init__(self, num_samples: int) -> None:
+class IndexBatchDataset(Dataset):
+    def __init__(self, num_samples: int, batch_size: int) -> None:
         self.num_samples = num_samples
+        self.batch_size = batch_size
 
     def __len__(self) -> int:
-        return self.num_samples
+        return -(-self.num_samples // self.batch_size)
 
-    def __getitem__(self, i: int) -> int:
-        return i
+    def __getitem__(self, k: int) -> torch.Tensor:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        start = k * self.batch_size
+        return torch.arange(start, min(start + self.batch_size, self.num_samples), dtype=torch.long)
 
 
 class SeedDataModule(L.LightningDataModule):
@@ -31,5 +40,5 @@ class SeedDataModule(L.LightningDataModule):
         self.batch_size = batch_size
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader(IndexDataset(self.num_samples), batch_size=self.batch_size, shuffle=False,
-                          collate_fn=lambda items: torch.tensor(items, dtype=torch.long))
+        # batch_size=None: the dataset's items already are batches.
+        return DataLoader(IndexBatchDataset(self.num_samples, self.batch_size), batch_size=None, shuffle=False)

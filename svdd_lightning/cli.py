@@ -54,6 +54,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*predict_dataloader.*num_workers.*")
+    # Seed batches are dataset items (fixed runs of global indices); our shards carry the indices.
+    warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 

@@ -94,3 +94,36 @@ def effective_sample_size(log_weights: Tensor, dim: int = -1) -> Tensor:
     """ESS = 1 / sum w_i^2 of the normalised weights, computed from log-weights."""
     logw = log_normalize(log_weights, dim)
     return torch.exp(-torch.logsumexp(2 * logw, dim=dim))
+
+
+# -- populations (SMC, SVDD-R) -------------------------------------------------------------
+# Decoders that let the samples of a batch interact treat the batch as one population. The
+# seed DataModule makes batch k hold the global indices [k * B, (k + 1) * B) on any number of
+# devices, so a population is a function of the seed and its indices alone.
+
+def population_generator(generators: Generators) -> torch.Generator:
+    """One generator for population-level draws (resampling), derived from the first member's
+    seed without consuming any of the members' own draws."""
+    if len(generators) == 0:
+        raise ValueError("a population needs at least one member")
+    mixed = np.random.SeedSequence([int(generators[0].initial_seed()), len(generators), 0x5EED])
+    return torch.Generator().manual_seed(int(mixed.generate_state(1, np.uint64)[0] >> 1))
+
+
+def multinomial_resample(log_weights: Tensor, num: int, generator: torch.Generator) -> Tensor:
+    """``num`` ancestor indices drawn i.i.d. from the normalised weights (log space in)."""
+    probs = log_normalize(log_weights.detach().double().cpu()).exp()
+    return torch.multinomial(probs, num, replacement=True, generator=generator).to(log_weights.device)
+
+
+def systematic_resample(log_weights: Tensor, num: int, generator: torch.Generator) -> Tensor:
+    """``num`` ancestor indices by systematic resampling: one uniform offset, evenly spaced
+    points through the cumulative weights (lower variance than multinomial)."""
+    probs = log_normalize(log_weights.detach().double().cpu()).exp()
+    cumulative = probs.cumsum(0)
+    cumulative[-1] = 1.0  # guard against rounding: every point lands on a particle
+    u = (torch.rand((), generator=generator, dtype=torch.float64) + torch.arange(num, dtype=torch.float64)) / num
+    return torch.searchsorted(cumulative, u, right=True).clamp(max=probs.numel() - 1).to(log_weights.device)
+
+
+RESAMPLING_SCHEMES = {"systematic": systematic_resample, "multinomial": multinomial_resample}

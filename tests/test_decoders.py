@@ -7,7 +7,9 @@ from svdd_lightning import ops
 from svdd_lightning.decoders.base import DecodeOutput
 from svdd_lightning.decoders.best_of_n import BestOfN
 from svdd_lightning.decoders.pretrained import PretrainedSampler
-from svdd_lightning.decoders.svdd import SVDD
+from svdd_lightning.decoders.dps import DPS
+from svdd_lightning.decoders.smc import SMC
+from svdd_lightning.decoders.svdd import SVDD, SVDDR
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from tests.helpers import gc_reward, tiny_masked, tiny_value
 
@@ -25,15 +27,29 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0):
                     alpha=alpha)
     if kind == "svdd_mc":
         return SVDD(reward=reward, value=tiny_value(diffusion.num_steps), num_candidates=m, alpha=alpha)
+    if kind == "smc":
+        return SMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), alpha=0.05)
+    if kind == "svdd_r":
+        return SVDDR(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
+                     resample_fraction=0.25)
+    if kind == "dps":
+        return DPS(reward=reward, guidance_scale=1.0)
     raise AssertionError(kind)
 
 
-KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc"]
+KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps"]
+# Their batch members interact (the batch is a population), so a sample depends on its batch.
+POPULATION_KINDS = {"smc", "svdd_r"}
 
 
 class TestDecoderContract:
     @pytest.fixture(params=KINDS)
     def setup(self, request):
+        d = tiny_masked()
+        return d, make_decoder(request.param, d)
+
+    @pytest.fixture(params=sorted(set(KINDS) - POPULATION_KINDS))
+    def independent(self, request):
         d = tiny_masked()
         return d, make_decoder(request.param, d)
 
@@ -57,8 +73,8 @@ class TestDecoderContract:
         b = dec(d, B, ops.make_generators(3, range(B)))
         assert torch.equal(a.samples, b.samples)
 
-    def test_samples_depend_on_index_not_batch(self, setup):
-        d, dec = setup
+    def test_samples_depend_on_index_not_batch(self, independent):
+        d, dec = independent
         full = dec(d, B, ops.make_generators(3, range(B)))
         tail = dec(d, 2, ops.make_generators(3, [2, 3]))
         assert torch.equal(full.samples[2:], tail.samples)

@@ -41,6 +41,7 @@ class SVDD(Decoder):
         m = self.num_candidates
         calls = CallCounter()
         chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
+        population_gen = ops.population_generator(generators)  # draws nothing from the samples' generators
         x = diffusion.prior(batch_size, generators)
         denoised = None  # denoiser output at the current x, when a value call already made it
         for t in self.steps(diffusion):
@@ -58,9 +59,58 @@ class SVDD(Decoder):
             denoised = None
             if scored.denoised is not None:
                 denoised = ops.gather_candidates(scored.denoised.view(batch_size, m, *scored.denoised.shape[1:]), keep)
-            chosen_values.append(values.gather(1, keep[:, None]).squeeze(1))
+            chosen = values.gather(1, keep[:, None]).squeeze(1)
+            x, denoised, chosen = self.across_batch(x, denoised, chosen, population_gen)
+            chosen_values.append(chosen)
         rewards = self.reward(x)
         calls.reward += batch_size
         per_step = torch.stack(chosen_values)  # (T, B)
         trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
         return self.finish(x, rewards, calls, trace)
+
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+        """A hook after the per-sample selection; plain SVDD keeps batch members independent."""
+        return x, denoised, values
+
+
+class SVDDR(SVDD):
+    """SVDD-R: SVDD plus, after each step's per-sample selection, a global resampling of a small
+    fraction of the batch: the ``round(resample_fraction * B)`` members of lowest value are
+    replaced by copies of members drawn from Categorical(softmax(v / resample_alpha)) over the
+    batch (the highest-valued members, in order, when resample_alpha = 0). The batch is a
+    population fixed by global indices (see ``decoders/smc.py``). With resample_fraction = 0
+    nothing is drawn and SVDD-R is SVDD."""
+
+    name = "svdd_r"
+
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
+                 resample_fraction: float = 0.05, resample_alpha: float = 0.0) -> None:
+        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha)
+        if not 0.0 <= resample_fraction <= 1.0:
+            raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
+        if resample_alpha < 0:
+            raise ValueError(f"resample_alpha must be >= 0 (0 = copy the best), got {resample_alpha}")
+        self.resample_fraction = resample_fraction
+        self.resample_alpha = resample_alpha
+
+    def settings(self) -> dict:
+        return {**super().settings(), "resample_fraction": self.resample_fraction,
+                "resample_alpha": self.resample_alpha}
+
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+        k = int(round(self.resample_fraction * x.shape[0]))
+        if k == 0:
+            return x, denoised, values
+        worst = values.argsort()[:k]
+        if self.resample_alpha == 0:
+            donors = values.argsort(descending=True)[:k]
+        else:
+            donors = ops.multinomial_resample(values.double() / self.resample_alpha, k, population_gen)
+        x = x.clone()
+        x[worst] = x[donors]
+        values = values.clone()
+        values[worst] = values[donors]
+        if denoised is not None:
+            denoised = denoised.clone()
+            denoised[worst] = denoised[donors]
+        return x, denoised, values
