@@ -56,6 +56,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*predict_dataloader.*num_workers.*")
     # Seed batches are dataset items (fixed runs of global indices); our shards carry the indices.
     warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
+    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning 2.6 vs torch 2.13 deprecation
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
