@@ -107,7 +107,11 @@ def run_decode(cfg: DictConfig) -> dict | None:
     seeds = SeedDataModule(num_samples=cfg.num_samples, batch_size=cfg.batch_size)
 
     start = time.perf_counter()
-    trainer.predict(module, datamodule=seeds, return_predictions=False)
+    try:
+        trainer.predict(module, datamodule=seeds, return_predictions=False)
+    finally:
+        if hasattr(reward, "scorer"):
+            reward.scorer.close()  # the reward's process pool, if it made one
     trainer.strategy.barrier()
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
@@ -142,6 +146,8 @@ def run_decode(cfg: DictConfig) -> dict | None:
         "wall_seconds": round(wall, 3),
         "naturalness": naturalness,
         "decoder_settings": settings,
+        # Memoised/pooled CPU oracles (rewards/pool.py): rank zero's counts.
+        "reward_cache": reward.cache_stats() if hasattr(reward, "cache_stats") else None,
         "devices": trainer.world_size,
         "reference": None if reference is None else {"median": float(np.median(reference)),
                                                      "q90": float(np.quantile(reference, 0.9)),

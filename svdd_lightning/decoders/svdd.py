@@ -16,13 +16,18 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
-from svdd_lightning.values.base import ValueFunction
+from svdd_lightning.values.base import ValueFunction, evaluate_in_chunks
 
 
 class SVDD(Decoder):
     name = "svdd"
 
-    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0) -> None:
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
+                 max_batch: int | None = None) -> None:
+        """``max_batch``: at most this many candidates per value/denoiser call (null: all B x M
+        at once); a memory cap for large M or large models that leaves the samples unchanged."""
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
         if alpha < 0:
@@ -31,9 +36,11 @@ class SVDD(Decoder):
         self.value = value
         self.num_candidates = num_candidates
         self.alpha = alpha
+        self.max_batch = max_batch
 
     def settings(self) -> dict:
-        return {"num_candidates": self.num_candidates, "alpha": self.alpha, "value": type(self.value).__name__}
+        return {"num_candidates": self.num_candidates, "alpha": self.alpha, "value": type(self.value).__name__,
+                "max_batch": self.max_batch}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
@@ -49,7 +56,7 @@ class SVDD(Decoder):
                 denoised = diffusion.denoise(x, t)
                 calls.denoiser += batch_size
             candidates = diffusion.propose(x, t, m, generators, denoised=denoised)  # (B, M, *event)
-            scored = self.value.evaluate(diffusion, candidates.flatten(0, 1), t - 1)
+            scored = evaluate_in_chunks(self.value, diffusion, candidates.flatten(0, 1), t - 1, self.max_batch)
             calls.denoiser += scored.denoiser_calls
             calls.value += scored.value_calls
             calls.reward += scored.reward_calls
@@ -84,8 +91,8 @@ class SVDDR(SVDD):
     name = "svdd_r"
 
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
-                 resample_fraction: float = 0.05, resample_alpha: float = 0.0) -> None:
-        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha)
+                 resample_fraction: float = 0.05, resample_alpha: float = 0.0, max_batch: int | None = None) -> None:
+        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch)
         if not 0.0 <= resample_fraction <= 1.0:
             raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
         if resample_alpha < 0:

@@ -15,12 +15,13 @@ RDKit rejects) score a documented floor, never NaN: 0.0 for qed and sa (their mi
 molecules span about -2.3 .. 5.0, uniformly random token rows about -2.2 .. 5.2).
 
 The rewards are not differentiable and run under ``torch.no_grad``; results are returned as
-float32 on x0's device. Scores are memoised per token row (a bounded dict), since SVDD scores
-many repeated posterior-mean estimates.
+float32 on x0's device. Scores are memoised per decoded SMILES, since SVDD scores many repeated
+posterior-mean estimates, and misses run in a process pool (``rewards/pool.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -34,9 +35,9 @@ from torch import Tensor
 
 from svdd_lightning.chem import SelfiesVocabulary, to_mol
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.rewards.pool import PooledScorer
 
 LOGP_FLOOR = -20.0
-_CACHE_SIZE = 200_000
 
 
 def _sascorer():
@@ -49,47 +50,61 @@ def _sascorer():
     return sascorer
 
 
+def _score_qed(mol: Chem.Mol) -> float:
+    return QED.qed(mol)
+
+
+def _score_sa(mol: Chem.Mol) -> float:
+    return (10.0 - _sascorer().calculateScore(mol)) / 9.0
+
+
+def _score_logp(mol: Chem.Mol) -> float:
+    return Crippen.MolLogP(mol)
+
+
+SCORES = {"qed": (_score_qed, 0.0), "sa": (_score_sa, 0.0), "logp": (_score_logp, LOGP_FLOOR)}
+
+
+def score_smiles(name: str, smiles: str | None) -> float:
+    """The ``name`` score of one SMILES (a top-level function, so a process pool can run it);
+    the reward's floor for an invalid molecule, never NaN."""
+    score, floor = SCORES[name]
+    mol = to_mol(smiles)
+    if mol is None:
+        return floor
+    try:
+        value = float(score(mol))
+    except Exception:  # RDKit raises on a few odd valence/aromaticity states: count as invalid
+        return floor
+    return value if math.isfinite(value) else floor
+
+
 class MoleculeReward(Reward):
-    """Base class: decode token rows to molecules and score each valid one with :meth:`score`."""
+    """Base class: decode token rows to molecules and score each valid one. Scores are memoised by
+    the decoded SMILES and misses run in a process pool (``workers``: null = all available cores,
+    0 = in this process); see ``rewards/pool.py``."""
 
     name: ClassVar[str] = "molecule"
     floor: ClassVar[float] = 0.0
 
-    def __init__(self, *, vocab: str | Path | None = None) -> None:
+    def __init__(self, *, vocab: str | Path | None = None, workers: int | None = None, cache: bool = True) -> None:
         super().__init__()
         self.vocab = SelfiesVocabulary.load(vocab)
-        self._cache: dict[bytes, float] = {}
-
-    def score(self, mol: Chem.Mol) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+        self.scorer = PooledScorer(functools.partial(score_smiles, self.name), workers=workers, cache=cache)
 
     def score_smiles(self, smiles: str | None) -> float:
-        mol = to_mol(smiles)
-        if mol is None:
-            return self.floor
-        try:
-            value = float(self.score(mol))
-        except Exception:  # RDKit raises on a few odd valence/aromaticity states: count as invalid
-            return self.floor
-        return value if math.isfinite(value) else self.floor
+        return score_smiles(self.name, smiles)
+
+    def cache_stats(self) -> dict[str, float]:
+        return {**self.scorer.stats.as_dict(), "workers": self.scorer.workers}
 
     @torch.no_grad()
     def forward(self, x0: Tensor) -> Tensor:
         tokens = x0.argmax(dim=-1) if x0.dtype.is_floating_point else x0
         if tokens.dim() != 2:
             raise ValueError(f"{type(self).__name__} expects token ids (B, L), got shape {tuple(x0.shape)}")
-        cpu = tokens.detach().to("cpu", torch.int64)
-        out = []
-        for row in cpu:
-            key = row.numpy().tobytes()
-            value = self._cache.get(key)
-            if value is None:
-                value = self.score_smiles(self.vocab.decode_row(row))
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = value
-            out.append(value)
-        return torch.tensor(out, dtype=torch.float32, device=x0.device)
+        smiles = [self.vocab.decode_row(row) for row in tokens.detach().to("cpu", torch.int64)]
+        return torch.tensor(self.scorer(smiles, smiles), dtype=torch.float32, device=x0.device)
 
 
 class QEDReward(MoleculeReward):
@@ -99,9 +114,6 @@ class QEDReward(MoleculeReward):
     units: ClassVar[str] = "QED, 0-1"
     floor: ClassVar[float] = 0.0
 
-    def score(self, mol: Chem.Mol) -> float:
-        return QED.qed(mol)
-
 
 class SAReward(MoleculeReward):
     """(10 - SA) / 9 in [0, 1] (1 = easiest to synthesise); invalid molecules score 0."""
@@ -110,12 +122,9 @@ class SAReward(MoleculeReward):
     units: ClassVar[str] = "(10 - SA) / 9"
     floor: ClassVar[float] = 0.0
 
-    def __init__(self, *, vocab: str | Path | None = None) -> None:
-        super().__init__(vocab=vocab)
-        self._sascorer = _sascorer()
-
-    def score(self, mol: Chem.Mol) -> float:
-        return (10.0 - self._sascorer.calculateScore(mol)) / 9.0
+    def __init__(self, *, vocab: str | Path | None = None, workers: int | None = None, cache: bool = True) -> None:
+        _sascorer()  # fail early (here, not in a worker) if RDKit's Contrib SA_Score is missing
+        super().__init__(vocab=vocab, workers=workers, cache=cache)
 
 
 class LogPReward(MoleculeReward):
@@ -125,5 +134,3 @@ class LogPReward(MoleculeReward):
     units: ClassVar[str] = "Crippen logP"
     floor: ClassVar[float] = LOGP_FLOOR
 
-    def score(self, mol: Chem.Mol) -> float:
-        return Crippen.MolLogP(mol)

@@ -16,6 +16,7 @@ outside 0..3. Never NaN.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -25,8 +26,21 @@ from torch import Tensor
 
 from svdd_lightning.alphabet import RNA as RNA_ALPHABET
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.rewards.pool import PooledScorer
 
 INVALID_STABILITY = 0.0
+
+
+def fold_stability(temperature: float, sequence: str | None) -> float:
+    """-MFE (kcal/mol) of one ACGU sequence at ``temperature`` degC; INVALID_STABILITY for None.
+    A top-level function so a process pool can run it; the settings are explicit, so ViennaRNA's
+    global defaults cannot change the reward."""
+    if not sequence:
+        return INVALID_STABILITY
+    md = RNA.md()
+    md.temperature = temperature
+    # 0.0 - mfe: an unfolded sequence scores 0.0, not -0.0.
+    return 0.0 - float(RNA.fold_compound(sequence, md).mfe()[1])
 
 
 class MFEReward(Reward):
@@ -40,12 +54,18 @@ class MFEReward(Reward):
     higher_is_better: ClassVar[bool] = True
     is_differentiable: ClassVar[bool] = False
 
-    def __init__(self, *, temperature: float = 37.0) -> None:
+    def __init__(self, *, temperature: float = 37.0, workers: int | None = None, cache: bool = True) -> None:
+        """``workers``: processes folding in parallel (null = all available cores, 0 = in this
+        process); ``cache``: fold each distinct sequence once per run (see rewards/pool.py)."""
         super().__init__()
         temperature = float(temperature)
         if not -273.15 < temperature < 200.0:
             raise ValueError(f"reward.temperature={temperature} is not a plausible temperature in degC (e.g. 37.0)")
         self.temperature = temperature
+        self.scorer = PooledScorer(functools.partial(fold_stability, temperature), workers=workers, cache=cache)
+
+    def cache_stats(self) -> dict[str, float]:
+        return {**self.scorer.stats.as_dict(), "workers": self.scorer.workers}
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
@@ -82,7 +102,5 @@ class MFEReward(Reward):
 
     @torch.no_grad()
     def forward(self, x0: Tensor) -> Tensor:
-        md = self.model_details()
-        # 0.0 - mfe: an unfolded sequence scores 0.0, not -0.0.
-        values = [INVALID_STABILITY if not seq else 0.0 - self.fold(seq, md) for seq in self.sequences(x0)]
-        return torch.tensor(values, dtype=torch.float32, device=x0.device)
+        sequences = self.sequences(x0)
+        return torch.tensor(self.scorer(sequences, sequences), dtype=torch.float32, device=x0.device)

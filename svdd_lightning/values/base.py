@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from svdd_lightning.diffusion.base import Diffusion
@@ -32,3 +33,19 @@ class ValueFunction(nn.Module):
         batch = x_t.shape[0]
         values = self(x_t, diffusion.as_time(t, batch))
         return ValueOutput(values=values, denoised=None, denoiser_calls=0, value_calls=batch, reward_calls=0)
+
+
+def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, t: int,
+                       max_batch: int | None) -> ValueOutput:
+    """``value.evaluate`` on all of ``x_t`` at once, or in chunks of at most ``max_batch``
+    objects when a cap is set (a bound on peak memory as B x M grows); same numbers either way."""
+    if max_batch is None or x_t.shape[0] <= max_batch:
+        return value.evaluate(diffusion, x_t, t)
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1 or null, got {max_batch}")
+    parts = [value.evaluate(diffusion, chunk, t) for chunk in x_t.split(max_batch)]
+    denoised = None if any(p.denoised is None for p in parts) else torch.cat([p.denoised for p in parts])
+    return ValueOutput(values=torch.cat([p.values for p in parts]), denoised=denoised,
+                       denoiser_calls=sum(p.denoiser_calls for p in parts),
+                       value_calls=sum(p.value_calls for p in parts),
+                       reward_calls=sum(p.reward_calls for p in parts))

@@ -1,0 +1,248 @@
+"""Where decode time goes, measured side by side in one run.
+
+    python benchmarks/speed.py [--quick] [--output benchmarks/speed.json] [--device cpu|cuda]
+
+On the DNA (hepg2_motif) and molecule (qed) defaults, with the shipped models:
+
+(a) batched SVDD-PM (B x M candidates in one call, the chosen candidate's denoiser output reused)
+    against a per-candidate loop of the same algorithm (the reference code's structure,
+    ``benchmarks/per_candidate_loop.py``) on the same model and seeds;
+(b) SVDD-PM and SVDD-MC wall time against pre-trained sampling of the same samples;
+(c) the fraction of decode time spent outside network (denoiser, value) and reward calls;
+(d) the molecule reward's cache hit rate and the speed-up of its process pool and cache;
+(e) peak memory against M, with and without a ``max_batch`` cap.
+
+Prints a table and writes JSON. Decoders are called directly (not through trainer.predict), so
+the times hold no Lightning start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmark import compose_decode  # noqa: E402
+from benchmarks.per_candidate_loop import PerCandidateLoopSVDD  # noqa: E402
+from svdd_lightning import ops  # noqa: E402
+from svdd_lightning.build import build_with_checkpoint  # noqa: E402
+from svdd_lightning.cli import accepts  # noqa: E402
+from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
+from svdd_lightning.decoders.svdd import SVDD  # noqa: E402
+from svdd_lightning.values.posterior_mean import PosteriorMeanValue  # noqa: E402
+
+
+class Timers:
+    """Wall time spent inside chosen modules' forward calls (wrapped instance attributes)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def wrap(self, name: str, module: torch.nn.Module) -> None:
+        inner = module.forward
+
+        def timed(*args, **kwargs):
+            self.sync()
+            tic = time.perf_counter()
+            out = inner(*args, **kwargs)
+            self.sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - tic
+            return out
+
+        module.forward = timed
+
+    def reset(self) -> None:
+        self.seconds = {}
+
+
+def load(domain: str, reward_name: str, device: torch.device, **reward_kwargs):
+    """The shipped pre-trained model, SVDD-MC value and reward of a task; ``reward_kwargs`` (e.g.
+    workers, cache) go to rewards that take them."""
+    from hydra.utils import instantiate
+
+    cfg = compose_decode([f"domain={domain}", f"reward={reward_name}", "decoder=svdd_mc", "logger=none"])
+    diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=domain, prefix="diffusion.")
+    value = build_with_checkpoint(cfg.value, kind="value", domain=domain, prefix="value.")
+    reward = instantiate(cfg.reward, **{k: v for k, v in reward_kwargs.items() if accepts(cfg.reward._target_, k)})
+    return diffusion.eval().to(device), value.eval().to(device), reward.to(device)
+
+
+@contextmanager
+def clock(device: torch.device):
+    box = {}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    yield box
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    box["seconds"] = time.perf_counter() - tic
+
+
+def timed_decode(decoder, diffusion, n: int, seed: int, device: torch.device) -> tuple[float, np.ndarray, dict]:
+    with clock(device) as c:
+        out = decoder(diffusion, n, ops.make_generators(seed, range(n)))
+    return c["seconds"], out.rewards.float().cpu().numpy(), out.info["nfe"]
+
+
+def part_a_b_c(domain: str, reward_name: str, n: int, m: int, device: torch.device, with_loop: bool) -> dict:
+    diffusion, value, reward = load(domain, reward_name, device, workers=0)  # in-process reward: (c) measures it
+    timers = Timers(device)
+    timers.wrap("denoiser", diffusion.network)
+    timers.wrap("value", value.network)
+    timers.wrap("reward", reward)
+    pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m)
+    mc = SVDD(reward=reward, value=value, num_candidates=m)
+    runs = {"pretrained": PretrainedSampler(reward=reward), "svdd_pm": pm, "svdd_mc": mc}
+    if with_loop:
+        runs["svdd_pm_per_candidate_loop"] = PerCandidateLoopSVDD(reward=reward, num_candidates=m)
+    out = {"domain": domain, "reward": reward_name, "num_samples": n, "num_candidates": m,
+           "steps": diffusion.num_steps, "runs": {}}
+    timed_decode(PretrainedSampler(reward=reward), diffusion, 2, 99, device)  # warm-up (allocator, kernels)
+    for name, decoder in runs.items():
+        timers.reset()
+        seconds, rewards, nfe = timed_decode(decoder, diffusion, n, 0, device)
+        inside = sum(timers.seconds.values())
+        out["runs"][name] = {"seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 3),
+                             "median_reward": float(np.median(rewards)), "nfe_per_sample": {k: v / n for k, v in nfe.items()},
+                             "seconds_in": {k: round(v, 3) for k, v in timers.seconds.items()},
+                             "fraction_outside_calls": round(max(0.0, seconds - inside) / seconds, 4)}
+        print(f"  {domain}: {name}: {seconds:.1f} s ({n / seconds:.2f} samples/s), "
+              f"outside network+reward calls {100 * out['runs'][name]['fraction_outside_calls']:.1f}%", flush=True)
+    r = out["runs"]
+    pre = r["pretrained"]["seconds"]
+    out["ratios"] = {"svdd_pm_over_pretrained": round(r["svdd_pm"]["seconds"] / pre, 2),
+                     "svdd_mc_over_pretrained": round(r["svdd_mc"]["seconds"] / pre, 2)}
+    if with_loop:
+        out["ratios"]["per_candidate_loop_over_batched"] = round(
+            r["svdd_pm_per_candidate_loop"]["seconds"] / r["svdd_pm"]["seconds"], 2)
+    return out
+
+
+def part_d(n: int, m: int, device: torch.device) -> dict:
+    """Molecule SVDD-PM with the QED reward scored plainly, memoised, and memoised + pooled."""
+    results = {}
+    for label, workers, cache in (("plain", 0, False), ("cache", 0, True), ("cache+pool", None, True)):
+        diffusion, _, reward = load("molecule", "qed", device, workers=workers, cache=cache)
+        reward.scorer.min_pool_batch = 16
+        timers = Timers(device)
+        timers.wrap("reward", reward)
+        pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m)
+        seconds, rewards, _ = timed_decode(pm, diffusion, n, 0, device)
+        stats = reward.cache_stats()
+        reward.scorer.close()
+        results[label] = {"seconds": round(seconds, 3), "reward_seconds": round(timers.seconds.get("reward", 0.0), 3),
+                          "median_reward": float(np.median(rewards)), "cache": stats}
+        print(f"  molecule reward {label}: {seconds:.1f} s total, {timers.seconds.get('reward', 0.0):.1f} s in the "
+              f"reward, hit rate {stats['hit_rate']:.2f}, workers {stats['workers']}", flush=True)
+    plain = results["plain"]
+    results["speedup"] = {
+        "cache_reward_time": round(plain["reward_seconds"] / max(results["cache"]["reward_seconds"], 1e-9), 2),
+        "cache_pool_reward_time": round(plain["reward_seconds"] / max(results["cache+pool"]["reward_seconds"], 1e-9), 2),
+        "cache_pool_total": round(plain["seconds"] / results["cache+pool"]["seconds"], 2)}
+    return results
+
+
+def _peak_child(conn, domain: str, reward_name: str, n: int, m: int, cap: int | None, steps: int) -> None:
+    torch.set_num_threads(1)
+    diffusion, _, reward = load(domain, reward_name, torch.device("cpu"), workers=0)
+    diffusion.num_steps = steps  # the peak of one step repeats every step
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
+              max_batch=cap)
+    pm(diffusion, n, ops.make_generators(0, range(n)))
+    conn.send((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024.0)  # kB -> MB (Linux)
+    conn.close()
+
+
+def part_e(n: int, ms: list[int], cap: int, device: torch.device) -> list[dict]:
+    rows = []
+    for m in ms:
+        row = {"num_candidates": m}
+        for label, c in (("uncapped", None), (f"max_batch={cap}", cap)):
+            if device.type == "cuda":
+                diffusion, _, reward = load("dna", "hepg2_motif", device, workers=0)
+                torch.cuda.reset_peak_memory_stats()
+                pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion),
+                          num_candidates=m, max_batch=c)
+                diffusion.num_steps = 4
+                pm(diffusion, n, ops.make_generators(0, range(n)))
+                row[label] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            else:
+                ctx = multiprocessing.get_context("fork")
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_peak_child, args=(child, "dna", "hepg2_motif", n, m, c, 4))
+                proc.start()
+                row[label] = round(parent.recv(), 1)
+                proc.join()
+        rows.append(row)
+        print(f"  peak memory growth, M={m}: " + ", ".join(f"{k} {v} MB" for k, v in row.items() if k != "num_candidates"),
+              flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.json"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--num_samples", type=int, default=None)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    n = args.num_samples or (4 if args.quick else 32)
+    m = 10
+    from svdd_lightning.cli import quiet_lightning
+
+    quiet_lightning()
+    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else
+              f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+              "torch": torch.__version__, "num_samples": n, "num_candidates": m}
+    print(f"speed benchmark on {report['device']}: {n} samples, M={m}")
+    report["dna"] = part_a_b_c("dna", "hepg2_motif", n, m, device, with_loop=True)
+    report["molecule"] = part_a_b_c("molecule", "qed", n, m, device, with_loop=True)
+    report["reward_pool_and_cache"] = part_d(n, m, device)
+    report["peak_memory_mb"] = part_e(max(2, n // 2), [1, 5, 10, 20, 40], cap=64, device=device)
+
+    rows = [("(a) per-candidate loop / batched SVDD-PM, DNA M=10", report["dna"]["ratios"]["per_candidate_loop_over_batched"]),
+            ("(a) per-candidate loop / batched SVDD-PM, molecule M=10",
+             report["molecule"]["ratios"]["per_candidate_loop_over_batched"]),
+            ("(b) SVDD-PM / pre-trained wall time, DNA", report["dna"]["ratios"]["svdd_pm_over_pretrained"]),
+            ("(b) SVDD-MC / pre-trained wall time, DNA", report["dna"]["ratios"]["svdd_mc_over_pretrained"]),
+            ("(b) SVDD-PM / pre-trained wall time, molecule", report["molecule"]["ratios"]["svdd_pm_over_pretrained"]),
+            ("(b) SVDD-MC / pre-trained wall time, molecule", report["molecule"]["ratios"]["svdd_mc_over_pretrained"]),
+            ("(c) time outside calls, SVDD-PM DNA", report["dna"]["runs"]["svdd_pm"]["fraction_outside_calls"]),
+            ("(c) time outside calls, SVDD-PM molecule", report["molecule"]["runs"]["svdd_pm"]["fraction_outside_calls"]),
+            ("(d) reward cache hit rate, molecule SVDD-PM",
+             report["reward_pool_and_cache"]["cache+pool"]["cache"]["hit_rate"]),
+            ("(d) reward-time speed-up, cache", report["reward_pool_and_cache"]["speedup"]["cache_reward_time"]),
+            ("(d) reward-time speed-up, cache + pool", report["reward_pool_and_cache"]["speedup"]["cache_pool_reward_time"]),
+            ("(d) total speed-up, cache + pool", report["reward_pool_and_cache"]["speedup"]["cache_pool_total"])]
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"\n{'measure':<{width}}value")
+    for name, value in rows:
+        print(f"{name:<{width}}{value}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
