@@ -78,26 +78,27 @@ def compose_decode(overrides: list[str]):
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
             seed: int, run_dir: Path) -> dict:
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
+    from hydra.errors import InstantiationException
+
     from decode import run_decode
     from svdd_lightning.errors import SVDDError
 
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
                  f"batch_size={batch_size}", f"seed={seed}", f"decoder.num_candidates={num_candidates}",
-                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false"]
+                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false", "overwrite=true"]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "num_samples": num_samples}
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         # decode.py's report goes to the run's own log; the benchmark prints one line per run.
         with open(run_dir / "decode.log", "w") as log, contextlib.redirect_stdout(log):
             summary = run_decode(compose_decode(overrides))
-    except (SVDDError, ValueError) as exc:  # e.g. no SVDD-MC value shipped for this reward
-        cause = exc
-        return {**row, "skipped": str(cause)}
-    except Exception as exc:  # Hydra wraps constructor errors; report the root cause
+    except SVDDError as exc:  # e.g. no SVDD-MC value shipped for this reward
+        return {**row, "skipped": str(exc)}
+    except InstantiationException as exc:  # a constructor refused, e.g. DPS without any gradient
         cause = exc
         while cause.__cause__ is not None:
             cause = cause.__cause__
-        if isinstance(cause, (SVDDError, ValueError, FileNotFoundError)):
+        if isinstance(cause, (SVDDError, ValueError)):
             return {**row, "skipped": str(cause)}
         raise
     with open(run_dir / "samples.csv", newline="") as handle:

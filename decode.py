@@ -10,6 +10,7 @@ See README.md and ../shared/INTERFACE.md for every option and the files written.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from callbacks.media import log_guidance_trace, log_samples_table, mean_trace, write_pictures
 from callbacks.decode_outputs import plot_reward_histogram, reward_stats, write_samples_csv, write_summary
@@ -28,8 +29,9 @@ from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint
 from svdd_lightning.checkpoints import resolve_path
-from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning
+from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
+from svdd_lightning.rewards.guard import GuardedReward
 from svdd_lightning.loggers import build_logger, wandb_configured, wandb_sync_hint
 from svdd_lightning.modules.decoding import DecodingModule
 
@@ -55,6 +57,48 @@ def check_options(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={cfg[key]} is not a positive integer; pass e.g. {key}=64.")
 
 
+RESULT_FILES = ("summary.json", "samples.csv")
+FINGERPRINT = "run.json"
+
+
+def is_launcher_process() -> bool:
+    """True in the process a user started (not in DDP children Lightning launches later)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def run_fingerprint(cfg: DictConfig) -> dict:
+    """What decides the samples: everything but where outputs go, logging and the devices."""
+    skip = {"output_dir", "logger", "trainer", "hydra", "overwrite", "compute_naturalness", "reference_out"}
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            for key in cfg if key not in skip}
+
+
+def prepare_output_dir(cfg: DictConfig, output_dir: Path) -> set[int]:
+    """Create ``output_dir`` (checked writable), refuse to overwrite a finished run unless
+    ``overwrite=true``, and return the batches an interrupted run with the same settings already
+    wrote (resumed, not decoded again)."""
+    writable_output_dir(output_dir)
+    shard_dir = output_dir / ".shards"
+    fingerprint = run_fingerprint(cfg)
+    finished = [name for name in RESULT_FILES if (output_dir / name).exists()]
+    if is_launcher_process():
+        if finished and not cfg.overwrite:
+            raise ConfigError(f"output_dir={output_dir} already holds a finished run ({', '.join(finished)}); choose "
+                              f"another output_dir=DIR, or pass overwrite=true to replace it.")
+        stored = shard_dir / FINGERPRINT
+        if shard_dir.exists() and (cfg.overwrite or not stored.exists()
+                                   or json.loads(stored.read_text()) != fingerprint):
+            if not cfg.overwrite and any(shard_dir.glob("batch-*.pt")):
+                raise ConfigError(f"output_dir={output_dir} holds partial results of an interrupted run with different "
+                                  f"settings ({shard_dir}); rerun with the same settings to resume it, choose another "
+                                  f"output_dir=DIR, or pass overwrite=true to start over.")
+            shutil.rmtree(shard_dir)
+        shard_dir.mkdir(exist_ok=True)
+        write_summary(stored, fingerprint)
+        save_config(cfg, output_dir / "config.yaml")
+    return ShardWriter(directory=shard_dir).done_starts()
+
+
 @hydra.main(config_path="configs", config_name="decode", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
@@ -67,7 +111,9 @@ def run_decode(cfg: DictConfig) -> dict | None:
     quiet_lightning()
     check_options(cfg)
     output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    done = prepare_output_dir(cfg, output_dir)
+    if done and is_launcher_process():
+        print(f"resuming: {len(done)} batch(es) already decoded in {output_dir / '.shards'} are kept; decoding the rest")
     reward_choice = HydraConfig.get().runtime.choices.get("reward", "custom")
     decoder_choice = HydraConfig.get().runtime.choices.get("decoder", "custom")
 
@@ -78,6 +124,9 @@ def run_decode(cfg: DictConfig) -> dict | None:
         raise ConfigError(f"reward={reward_choice} is not a reward of domain '{cfg.domain.name}'; use one of "
                           f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
                           f"class with reward._target_=module.Class.")
+    fmt = instantiate(cfg.format)
+    reward = GuardedReward(reward=reward, floor=cfg.get("reward_floor"),
+                           describe=lambda x: fmt.to_text(x.detach().cpu())[0])
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     decoder_class = get_class(cfg.decoder._target_)
     # DPS follows the reward's own gradient when it has one and needs the learned value only otherwise.
@@ -88,7 +137,6 @@ def run_decode(cfg: DictConfig) -> dict | None:
     if accepts(cfg.decoder._target_, "value"):
         decoder_kwargs["value"] = value
     decoder = instantiate(cfg.decoder, **decoder_kwargs)
-    fmt = instantiate(cfg.format)
     reference = load_reference(cfg, reward_name)
 
     run_config = {
@@ -100,18 +148,20 @@ def run_decode(cfg: DictConfig) -> dict | None:
                           name=output_dir.name, config=run_config)
     shard_dir = output_dir / ".shards"
     writer = ShardWriter(directory=shard_dir)
-    histogram = RewardHistogramCallback(reward_name=reward_name, reference=reference)
+    earlier = read_shards(writer.shard_paths())["rewards"].numpy() if done else None
+    histogram = RewardHistogramCallback(reward_name=reward_name, reference=reference, earlier=earlier)
     trainer = make_trainer(cfg.trainer, logger=logger if logger is not None else False,
                            callbacks=[writer, histogram], inference_mode=False)
     module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=reward, value=value, seed=cfg.seed)
-    seeds = SeedDataModule(num_samples=cfg.num_samples, batch_size=cfg.batch_size)
+    seeds = SeedDataModule(num_samples=cfg.num_samples, batch_size=cfg.batch_size, skip=done)
 
     start = time.perf_counter()
     try:
-        trainer.predict(module, datamodule=seeds, return_predictions=False)
+        if len(seeds.predict_dataloader()) > 0:
+            trainer.predict(module, datamodule=seeds, return_predictions=False)
     finally:
-        if hasattr(reward, "scorer"):
-            reward.scorer.close()  # the reward's process pool, if it made one
+        if hasattr(reward.inner, "scorer"):
+            reward.inner.scorer.close()  # the reward's process pool, if it made one
     trainer.strategy.barrier()
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
@@ -148,6 +198,8 @@ def run_decode(cfg: DictConfig) -> dict | None:
         "decoder_settings": settings,
         # Memoised/pooled CPU oracles (rewards/pool.py): rank zero's counts.
         "reward_cache": reward.cache_stats() if hasattr(reward, "cache_stats") else None,
+        # Non-finite rewards replaced by reward_floor (null: such a reward stops the run instead).
+        "reward_floor": {"value": reward.floor, "replaced": reward.replaced} if reward.floor is not None else None,
         "devices": trainer.world_size,
         "reference": None if reference is None else {"median": float(np.median(reference)),
                                                      "q90": float(np.quantile(reference, 0.9)),

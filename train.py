@@ -15,6 +15,7 @@ oracle:   a reward model on labelled data (regression on one label column, or cl
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import hydra
@@ -29,7 +30,7 @@ from datamodules.rollouts import RolloutDataModule
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.checkpoints import load_state
-from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning
+from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
@@ -39,6 +40,19 @@ from svdd_lightning.modules.rollouts import RolloutModule
 from svdd_lightning.modules.value import ValueRegressionModule
 
 STAGES = ("pretrain", "value", "oracle")
+
+
+def resume_point(output_dir: Path, every_n_steps: int) -> tuple[ModelCheckpoint, str | None]:
+    """A callback keeping ``output_dir/checkpoints/last.ckpt`` (weights, optimiser, step) up to date,
+    and that file's path when an interrupted run of the same output_dir left one to resume from."""
+    directory = output_dir / "checkpoints"
+    last = directory / "last.ckpt"
+    keeper = ModelCheckpoint(dirpath=directory, save_last=True, save_top_k=0,
+                             every_n_train_steps=max(1, int(every_n_steps)))
+    if last.is_file():
+        print(f"resuming from {last} (an interrupted run in this output_dir); delete it to start over")
+        return keeper, str(last)
+    return keeper, None
 ROLLOUT_SEED_OFFSET = 1_000_000  # rollouts never reuse the sample seeds of decode runs
 
 
@@ -53,10 +67,11 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
                                      lr=cfg.pretrain.lr,
                                      warmup_steps=cfg.pretrain.warmup_steps)
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"pretrain-{cfg.domain.name}")
+    keeper, ckpt_path = resume_point(output_dir, cfg.checkpoint_every)
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
                            val_check_interval=min(cfg.pretrain.val_check_interval, cfg.trainer.max_steps),
-                           check_val_every_n_epoch=None, enable_checkpointing=False, num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=data)
+                           check_val_every_n_epoch=None, callbacks=[keeper], num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     path = output_dir / "pretrained.ckpt"
     trainer.save_checkpoint(path, weights_only=True)
     if trainer.is_global_zero:
@@ -69,9 +84,13 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
     module = RolloutModule(diffusion=diffusion, reward=reward, seed=cfg.seed + ROLLOUT_SEED_OFFSET,
                            save_every=vt.save_every)
     writer = ShardWriter(directory=output_dir / ".rollout-shards")
+    done = writer.done_starts()  # batches of rollouts an interrupted run already wrote (same seed, same indices)
+    if done:
+        print(f"rollouts: resuming, {len(done)} batch(es) already written in {writer.directory}")
     trainer = make_trainer(cfg.trainer, logger=False, callbacks=[writer], inference_mode=True)
-    trainer.predict(module, datamodule=SeedDataModule(num_samples=vt.num_rollouts, batch_size=vt.rollout_batch_size),
-                    return_predictions=False)
+    seeds = SeedDataModule(num_samples=vt.num_rollouts, batch_size=vt.rollout_batch_size, skip=done)
+    if len(seeds.predict_dataloader()) > 0:
+        trainer.predict(module, datamodule=seeds, return_predictions=False)
     trainer.strategy.barrier()
     path = output_dir / "rollouts.pt"
     if trainer.is_global_zero:
@@ -83,6 +102,7 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
                     "samples": merged["samples"],
                     "num_steps": diffusion.num_steps, "seed": cfg.seed + ROLLOUT_SEED_OFFSET}, partial)
         partial.replace(path)
+        shutil.rmtree(writer.directory, ignore_errors=True)  # rollouts.pt now holds every batch
         r = merged["rewards"]
         print(f"rollouts: {len(r)} trajectories x {len(module.steps)} states -> {path} "
               f"(reward median {r.median():.3f}, q90 {r.quantile(0.9):.3f})")
@@ -94,7 +114,13 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     reward = instantiate(cfg.reward)
-    rollouts = Path(vt.rollouts) if vt.rollouts else write_rollouts(cfg, output_dir, diffusion, reward)
+    if vt.rollouts:
+        rollouts = Path(vt.rollouts)
+    elif (output_dir / "rollouts.pt").is_file():
+        rollouts = output_dir / "rollouts.pt"
+        print(f"value: reusing the rollouts of an earlier run in this output_dir ({rollouts})")
+    else:
+        rollouts = write_rollouts(cfg, output_dir, diffusion, reward)
     node, _ = split_checkpoint(cfg.value)
     value = instantiate(node)
     reward_name = hydra.core.hydra_config.HydraConfig.get().runtime.choices.get("reward", "custom")
@@ -112,10 +138,11 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     # trajectories after a while: keep the weights with the best rank correlation on held-out ones.
     best = ModelCheckpoint(dirpath=output_dir / ".value-checkpoints", monitor="val/spearman", mode="max",
                            save_top_k=1, save_weights_only=True)
+    keeper, ckpt_path = resume_point(output_dir, cfg.checkpoint_every)
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
                            val_check_interval=min(vt.val_check_interval, cfg.trainer.max_steps),
-                           check_val_every_n_epoch=None, callbacks=[best], num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=data)
+                           check_val_every_n_epoch=None, callbacks=[best, keeper], num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     if best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
@@ -185,10 +212,11 @@ def run_oracle(cfg: DictConfig, output_dir: Path) -> Path:
                           input_shape=list(batch[key].shape[1:]), label_columns=label_columns, lr=oc.lr,
                           weight_decay=oc.weight_decay, **extra)
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"oracle-{cfg.domain.name}")
+    keeper, ckpt_path = resume_point(output_dir, cfg.checkpoint_every)
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
                            val_check_interval=min(oc.val_check_interval, cfg.trainer.max_steps),
-                           check_val_every_n_epoch=None, enable_checkpointing=False, num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=data)
+                           check_val_every_n_epoch=None, callbacks=[keeper], num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     metrics = trainer.validate(module, datamodule=data, verbose=False)
     module.final_metrics = {k: round(float(v), 6) for k, v in (metrics[0] if metrics else {}).items()}
     path = output_dir / "oracle.ckpt"
@@ -210,7 +238,8 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"stage={cfg.stage} is unknown; use one of {', '.join(STAGES)}.")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    writable_output_dir(output_dir)
+    save_config(cfg, output_dir / "config.yaml")
     path = RUNNERS[cfg.stage](cfg, output_dir)
     print(f"{cfg.stage}: wrote {path}")
 

@@ -14,9 +14,12 @@ from torchmetrics.aggregation import CatMetric
 
 
 class RewardHistogramCallback(L.Callback):
-    def __init__(self, *, reward_name: str, reference: np.ndarray | None = None) -> None:
+    def __init__(self, *, reward_name: str, reference: np.ndarray | None = None,
+                 earlier: np.ndarray | None = None) -> None:
+        """``earlier``: rewards of batches an interrupted run already wrote (a resumed decode)."""
         self.reward_name = reward_name
         self.reference = reference
+        self.earlier = earlier
         self.rewards = CatMetric()
 
     def on_predict_start(self, trainer, pl_module) -> None:
@@ -32,6 +35,8 @@ class RewardHistogramCallback(L.Callback):
 
     @rank_zero_only
     def log_rewards(self, trainer, values: np.ndarray) -> None:
+        if self.earlier is not None and self.earlier.size:
+            values = np.concatenate([self.earlier, values])
         logger = trainer.logger
         if logger is None or not hasattr(logger, "experiment"):
             return

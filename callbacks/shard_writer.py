@@ -1,8 +1,11 @@
-"""Writes each process's predictions as one shard; rank zero merges them in index order.
+"""Writes every predicted batch as its own shard; rank zero merges them in index order.
 
-Under DDP every rank writes ``<dir>/shard-rank<r>.pt`` at the end of the predict epoch (no
-gather of large tensors through the process group); after a barrier, rank zero reads all
-shards and returns one dict sorted by global index, with duplicates (if any) rejected.
+Each batch of global indices is written, as soon as it is done, to ``<dir>/batch-<first index>.pt``
+(temporary name, then rename, so a crash never leaves half a shard), by whichever rank decoded it:
+no gather of large tensors through the process group. A run that is killed keeps every finished
+batch, and re-running the same command decodes only the missing ones (``done_starts``). After a
+barrier, rank zero reads all shards and returns one dict sorted by global index, with duplicates
+(if any) rejected.
 """
 
 from __future__ import annotations
@@ -16,18 +19,23 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 class ShardWriter(BasePredictionWriter):
     def __init__(self, *, directory: str | Path) -> None:
-        super().__init__(write_interval="epoch")
+        super().__init__(write_interval="batch")
         self.directory = Path(directory)
 
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx=0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"shard-rank{trainer.global_rank}.pt"
-        partial = final.with_suffix(".partial")
-        torch.save(list(predictions), partial)
+        final = self.directory / f"batch-{int(prediction['index'][0]):010d}.pt"
+        partial = final.with_name(final.name + ".partial")
+        torch.save([prediction], partial)
         partial.replace(final)  # atomic: a crash never leaves a half-written shard
 
     def shard_paths(self) -> list[Path]:
-        return sorted(self.directory.glob("shard-rank*.pt"))
+        return sorted(self.directory.glob("batch-*.pt"))
+
+    def done_starts(self) -> set[int]:
+        """First global index of every batch already written (for resuming)."""
+        return {int(p.stem.split("-")[1]) for p in self.shard_paths()}
 
 
 def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,22 +15,26 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class IndexBatchDataset(Dataset):
-    def __init__(self, num_samples: int, batch_size: int) -> None:
+    """Batches [k * B, (k + 1) * B) of 0..N-1, leaving out those whose first index is in ``skip``
+    (batches an interrupted run already wrote)."""
+
+    def __init__(self, num_samples: int, batch_size: int, skip: set[int] | frozenset[int] = frozenset()) -> None:
         self.num_samples = num_samples
         self.batch_size = batch_size
+        self.starts = [s for s in range(0, num_samples, batch_size) if s not in skip]
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return len(self.starts)
 
     def __getitem__(self, k: int) -> torch.Tensor:
         if not 0 <= k < len(self):
             raise IndexError(k)
-        start = k * self.batch_size
+        start = self.starts[k]
         return torch.arange(start, min(start + self.batch_size, self.num_samples), dtype=torch.long)
 
 
 class SeedDataModule(L.LightningDataModule):
-    def __init__(self, *, num_samples: int, batch_size: int) -> None:
+    def __init__(self, *, num_samples: int, batch_size: int, skip: set[int] | frozenset[int] = frozenset()) -> None:
         super().__init__()
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -38,7 +42,8 @@ class SeedDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.num_samples = num_samples
         self.batch_size = batch_size
+        self.skip = frozenset(skip)
 
     def predict_dataloader(self) -> DataLoader:
         # batch_size=None: the dataset's items already are batches.
-        return DataLoader(IndexBatchDataset(self.num_samples, self.batch_size), batch_size=None, shuffle=False)
+        return DataLoader(IndexBatchDataset(self.num_samples, self.batch_size, self.skip), batch_size=None, shuffle=False)

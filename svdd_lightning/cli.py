@@ -30,13 +30,17 @@ def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
         except SVDDError as exc:
             fail(str(exc))
         except InstantiationException as exc:
-            # Hydra wraps errors raised inside _target_ constructors; show ours plainly.
+            # Hydra wraps errors raised inside _target_ constructors; show ours plainly. A ValueError
+            # from a constructor is an option out of range (num_candidates=0, alpha=-1): name the node.
             cause = exc.__cause__
-            while cause is not None and not isinstance(cause, SVDDError):
+            while cause is not None and not isinstance(cause, (SVDDError, ValueError)):
                 cause = cause.__cause__
             if cause is None:
                 raise
-            fail(str(cause))
+            if isinstance(cause, SVDDError):
+                fail(str(cause))
+            node = str(exc).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(exc) else "an option"
+            fail(f"invalid {node} option: {cause} (set it on the command line, e.g. {node}.NAME=VALUE).")
         except MissingMandatoryValue as exc:
             fail(f"the option {exc.full_key} has no value; pass {exc.full_key}=... on the command line "
                  f"(e.g. reward.checkpoint=PATH for reward=oracle).")
@@ -75,3 +79,30 @@ def make_trainer(trainer_cfg: DictConfig, **overrides: Any) -> L.Trainer:
                                                "enable_progress_bar"))
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
+
+
+def writable_output_dir(path) -> None:
+    """Create ``path`` and check a file can be written there, or raise a ConfigError naming it."""
+    from pathlib import Path
+
+    from svdd_lightning.errors import ConfigError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output_dir={path} cannot be written ({exc.strerror or exc}); pass a writable "
+                          f"output_dir=DIR.") from None
+
+
+def save_config(cfg: DictConfig, path) -> None:
+    """The composed config (Hydra's own node left out) as YAML, for reproducing a run."""
+    from pathlib import Path
+
+    conf = {k: cfg[k] for k in cfg if k != "hydra"}
+    partial = Path(str(path) + ".partial")
+    OmegaConf.save(OmegaConf.create(conf), partial)
+    partial.replace(path)

@@ -16,3 +16,7 @@ class CheckpointError(SVDDError):
 
 class ConfigError(SVDDError):
     """An option has a value the program cannot use."""
+
+
+class RewardError(SVDDError):
+    """A reward raised, or returned NaN/inf or the wrong shape, while decoding."""

@@ -11,3 +11,42 @@ class ATContent(Reward):
     @torch.no_grad()
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         return ((x0 == 0) | (x0 == 3)).float().mean(dim=-1)
+
+
+class NaNOnSecond(Reward):
+    """Returns NaN for the second object of every batch (a reward with a bug)."""
+
+    name = "nan_on_second"
+
+    @torch.no_grad()
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        r = ((x0 == 0) | (x0 == 3)).float().mean(dim=-1)
+        if r.shape[0] > 1:
+            r[1] = float("nan")
+        return r
+
+
+class Raises(Reward):
+    name = "raises"
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("assay server unreachable")
+
+
+class KilledMidRun(Reward):
+    """AT content, but the process SIGKILLs itself at the SVDD_TEST_KILL_AFTER-th call when that
+    variable is set: a real crash (no clean-up, no exception) in the middle of a decode."""
+
+    name = "at_content"
+    calls = 0
+
+    @torch.no_grad()
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        import os
+        import signal
+
+        type(self).calls += 1
+        limit = os.environ.get("SVDD_TEST_KILL_AFTER")
+        if limit and type(self).calls >= int(limit):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return ((x0 == 0) | (x0 == 3)).float().mean(dim=-1)

@@ -1,0 +1,158 @@
+"""Bad input, faults and resumption, through the entry points as a user meets them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, TINY, run
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reliability")
+
+
+@pytest.fixture(scope="module")
+def pretrained(workdir) -> Path:
+    out = workdir / "pre"
+    run("train.py", "stage=pretrain", "trainer.max_steps=2", "pretrain.val_check_interval=2", "data.batch_size=16",
+        f"output_dir={out}", *TINY, tmp=workdir)
+    return out / "pretrained.ckpt"
+
+
+def decode(workdir: Path, out: Path, *args: str, check: bool = False, **kw):
+    ckpt = workdir / "pre" / "pretrained.ckpt"
+    return run("decode.py", f"output_dir={out}", "logger=none", "num_samples=4", "decoder.num_candidates=2",
+               f"diffusion.checkpoint={ckpt}", *TINY, *args, tmp=workdir, check=check, **kw)
+
+
+def assert_clean_failure(proc, *needles: str, out: Path | None = None) -> None:
+    assert proc.returncode != 0, proc.stdout
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if out is not None:
+        assert not (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("option, needle", [
+    ("decoder.num_candidates=0", "num_candidates must be >= 1"),
+    ("decoder.alpha=-1", "alpha must be >= 0"),
+    ("num_samples=0", "num_samples=0 is not a positive integer"),
+    ("decoder=svdd_r decoder.resample_fraction=2", "resample_fraction"),
+])
+def test_out_of_range_options_are_clear_errors(workdir, pretrained, option, needle):
+    out = workdir / f"bad-{option.split('=')[0]}"
+    proc = decode(workdir, out, *option.split())
+    assert_clean_failure(proc, needle, out=out)
+
+
+@pytest.mark.parametrize("group", ["domain", "reward", "decoder"])
+def test_unknown_names_list_the_allowed_ones(workdir, pretrained, group):
+    proc = decode(workdir, workdir / f"unknown-{group}", f"{group}=nonsense")
+    assert_clean_failure(proc, f"Could not find '{group}/nonsense'", "Available options")
+
+
+def test_unwritable_output_dir_is_a_clear_error(workdir, pretrained):
+    locked = workdir / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file instead
+            (workdir / "a-file").write_text("")
+            target = workdir / "a-file" / "out"
+        else:
+            target = locked / "out"
+        proc = decode(workdir, target)
+        assert_clean_failure(proc, "cannot be written", str(target))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_finished_runs_are_not_overwritten_without_asking(workdir, pretrained):
+    out = workdir / "finished"
+    decode(workdir, out, check=True)
+    first = (out / "samples.csv").read_text()
+    proc = decode(workdir, out, "seed=5")
+    assert_clean_failure(proc, "already holds a finished run", "overwrite=true")
+    assert (out / "samples.csv").read_text() == first and (out / "summary.json").exists()
+    decode(workdir, out, "seed=5", "overwrite=true", check=True)
+    assert (out / "samples.csv").read_text() != first
+
+
+def test_a_nan_reward_names_the_reward_and_the_object(workdir, pretrained):
+    out = workdir / "nan"
+    proc = decode(workdir, out, "reward._target_=tests.user_reward.NaNOnSecond")
+    assert_clean_failure(proc, "reward 'nan_on_second' returned nan for object 1", "reward_floor=VALUE", out=out)
+
+
+def test_a_nan_reward_with_a_floor_is_counted(workdir, pretrained):
+    out = workdir / "nan-floor"
+    decode(workdir, out, "reward._target_=tests.user_reward.NaNOnSecond", "reward_floor=-1.0", check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reward_floor"]["value"] == -1.0 and summary["reward_floor"]["replaced"] > 0
+
+
+def test_a_raising_reward_is_a_clear_error(workdir, pretrained):
+    out = workdir / "raises"
+    proc = decode(workdir, out, "reward._target_=tests.user_reward.Raises")
+    assert_clean_failure(proc, "reward 'raises' raised RuntimeError: assay server unreachable", out=out)
+
+
+def test_a_killed_decode_resumes_to_the_same_samples(workdir, pretrained, monkeypatch):
+    common = ["num_samples=256", "batch_size=16", "seed=7", "reward._target_=tests.user_reward.KilledMidRun"]
+    whole = workdir / "uninterrupted"
+    decode(workdir, whole, *common, check=True)
+    out = workdir / "killed"
+    monkeypatch.setenv("SVDD_TEST_KILL_AFTER", "40")  # about halfway: each batch of 16 calls the reward ~5 times
+    proc = decode(workdir, out, *common)
+    assert proc.returncode == -signal.SIGKILL
+    shards = list((out / ".shards").glob("batch-*.pt"))
+    assert 0 < len(shards) < 16 and not (out / "summary.json").exists()
+    monkeypatch.delenv("SVDD_TEST_KILL_AFTER")
+    resumed = decode(workdir, out, *common, check=True)
+    assert f"resuming: {len(shards)} batch(es) already decoded" in resumed.stdout
+    assert (out / "samples.csv").read_text() == (whole / "samples.csv").read_text()
+
+
+def test_resuming_with_other_settings_is_refused(workdir, pretrained):
+    out = workdir / "partial-other"
+    (out / ".shards").mkdir(parents=True)
+    (out / ".shards" / "run.json").write_text(json.dumps({"seed": 123}))
+    (out / ".shards" / "batch-0000000000.pt").write_bytes(b"")
+    proc = decode(workdir, out)
+    assert_clean_failure(proc, "partial results of an interrupted run with different settings")
+
+
+def test_a_killed_value_training_resumes_from_its_last_checkpoint(workdir, pretrained):
+    pre = pretrained.parent
+    out = workdir / "value-killed"
+    args = ["train.py", "stage=value", f"diffusion.checkpoint={pre / 'pretrained.ckpt'}", "value_training.num_rollouts=16",
+            "value_training.rollout_batch_size=8", "value_training.batch_size=8", "value_training.val_check_interval=50",
+            "trainer.max_steps=400", "checkpoint_every=10", f"output_dir={out}", "logger=none", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and not (out / "value.ckpt").exists(), "the run finished before it could be killed"
+    import torch
+
+    killed_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < killed_at < 400
+    resumed = run(*args, tmp=workdir)
+    assert f"resuming from {last}" in resumed.stdout and "reusing the rollouts" in resumed.stdout
+    assert torch.load(out / "value.ckpt", map_location="cpu", weights_only=False)["global_step"] == 400
