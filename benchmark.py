@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_float32_matmul_precision("high")
     start = time.perf_counter()
     rows: list[dict] = []
-    plan = [(d, r, dec) for d, r in mode.tasks for dec in args.decoders]
+    decoders = [dec for dec in DECODERS if dec in args.decoders]  # the table's order, whatever the order asked
+    plan = [(d, r, dec) for d, r in mode.tasks for dec in decoders]
     for i, (domain, reward, decoder) in enumerate(plan, 1):
         tic = time.perf_counter()
         row = run_one(domain=domain, reward=reward, decoder=decoder, num_samples=mode.num_samples,
