@@ -119,6 +119,8 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
 
 
 def fmt(x: float) -> str:
+    if x != 0 and abs(x) < 0.001:
+        return f"{x:.1e}"  # log-probabilities near 0 (the digit reward)
     return f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
 
 
@@ -188,8 +190,12 @@ def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.2), dpi=110, squeeze=False)
-    for ax, (domain, reward) in zip(axes[0], tasks):
+    cols = min(3, len(tasks))
+    rows_n = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 4.2 * rows_n), dpi=110, squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, (domain, reward) in zip(axes.flat, tasks):
         done = [r for dec in DECODERS for r in rows
                 if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, dec) and "skipped" not in r]
         ax.boxplot([r["rewards"] for r in done], tick_labels=[r["decoder"] for r in done], showfliers=True)
@@ -219,6 +225,9 @@ def plot_ablation(path: Path, ablation: list[dict], task: tuple[str, str]) -> No
         ax.plot(m, med, marker="o", color=colour, label=f"{label}: median")
         ax.plot(m, q90, marker=".", linestyle=":", color=colour, label=f"{label}: q90")
     ax.set_xscale("log", base=2)
+    ms = sorted({r["num_candidates"] for r in ablation})
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.minorticks_off()
     ax.set_xlabel("M (denoiser calls per sample per step; equal for both methods)")
     ax.set_ylabel(f"{task[1]} reward")
     ax.set_title(f"Ablation over M: {task[0]} / {task[1]}")
@@ -235,6 +244,60 @@ def write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], ablation: list[dict]) -> list:
+    """benchmark.json, benchmark.md and the plots from the runs' rows (with per-sample rewards)."""
+    checks = ordering_checks(rows, mode.tasks)
+    plot_boxes(out / "boxplots.png", rows, mode.tasks)
+    if ablation:
+        plot_ablation(out / "ablation_m.png", ablation, mode.ablation_task)
+    strip = lambda r: {k: v for k, v in r.items() if k != "rewards"}  # noqa: E731 - per-sample rewards live in runs/
+    write_atomic(out / "benchmark.json", json.dumps(
+        {**meta, "rows": [strip(r) for r in rows], "ablation": [strip(r) for r in ablation],
+         "checks": [{"task": t, "holds": ok, "detail": d} for t, ok, d in checks]}, indent=2) + "\n")
+    wall = meta["wall_seconds"]
+    md = [f"# Benchmark ({mode.name} mode)", "",
+          f"`{meta['command']}`: {mode.num_samples} samples per run, M = {mode.num_candidates}, seed {meta['seed']}, "
+          f"{wall / 60:.1f} min on {meta['machine']}.", "",
+          "Median / 90th percentile reward (higher is better), as in the paper's Table 1:", "",
+          *table1(rows, mode.tasks), "",
+          "Naturalness of the same samples (higher is more natural, except frechet_distance):", "",
+          *naturalness_table(rows, mode.tasks), "",
+          "Ordering checks (SVDD-PM > Best-of-N > pre-trained in median; SVDD-PM median at or above the pre-trained "
+          "90th percentile):", "",
+          *[f"- {t}: {'holds' if ok else 'DOES NOT HOLD'} ({d})" for t, ok, d in checks], "",
+          "## Per task", ""]
+    for domain, reward in mode.tasks:
+        md += task_detail(rows, domain, reward)
+    if ablation:
+        md += [f"## Ablation over M ({mode.ablation_task[0]} / {mode.ablation_task[1]}, "
+               f"{mode.ablation_samples} samples)", "",
+               "| M | SVDD-PM median / q90 | Best-of-N median / q90 | denoiser calls per sample (SVDD-PM / BoN) |",
+               "|---|---|---|---|"]
+        for m in mode.ablation_m:
+            pm = next(r for r in ablation if r["decoder"] == "svdd_pm" and r["num_candidates"] == m)
+            bon = next(r for r in ablation if r["decoder"] == "best_of_n" and r["num_candidates"] == m)
+            md.append(f"| {m} | {fmt(pm['median'])} / {fmt(pm['q90'])} | {fmt(bon['median'])} / {fmt(bon['q90'])} | "
+                      f"{pm['nfe']['denoiser']:.0f} / {bon['nfe']['denoiser']:.0f} |")
+        md.append("")
+    md += ["![rewards per method](boxplots.png)", ""] + (["![ablation over M](ablation_m.png)", ""] if ablation else [])
+    write_atomic(out / "benchmark.md", "\n".join(md))
+    return checks
+
+
+def report_from(out: Path) -> None:
+    """Rewrite the report of an earlier run in ``out`` (its benchmark.json and runs/) without decoding."""
+    data = json.loads((out / "benchmark.json").read_text())
+    mode = Mode(**{**data["mode"], "tasks": tuple(tuple(t) for t in data["mode"]["tasks"]),
+                   "ablation_task": tuple(data["mode"]["ablation_task"]), "ablation_m": tuple(data["mode"]["ablation_m"])})
+    rows = data["rows"]
+    for r in rows:
+        if "skipped" not in r:
+            with open(Path(r["output_dir"]) / "samples.csv", newline="") as handle:
+                r["rewards"] = [float(x["reward"]) for x in csv.DictReader(handle)]
+    meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command")}
+    write_report(out, mode=mode, meta=meta, rows=rows, ablation=data["ablation"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,7 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", metavar="DOMAIN/REWARD", help="a subset of tasks, e.g. dna/hepg2_motif")
     parser.add_argument("--num_samples", type=int, help="samples per run (default: the mode's)")
     parser.add_argument("--num_candidates", type=int, help="M for every method (default: the mode's)")
+    parser.add_argument("--report_only", action="store_true",
+                        help="rewrite benchmark.md/.json and the plots of an earlier run in --output_dir")
     args = parser.parse_args(argv)
+    if args.report_only:
+        report_from(Path(args.output_dir))
+        return 0
     mode = QUICK if args.quick else FULL
     changes = {}
     if args.tasks:
@@ -299,43 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"denoiser calls per sample)", flush=True)
 
     wall = time.perf_counter() - start
-    checks = ordering_checks(rows, mode.tasks)
-    plot_boxes(out / "boxplots.png", rows, mode.tasks)
-    if ablation:
-        plot_ablation(out / "ablation_m.png", ablation, mode.ablation_task)
     machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else torch.cuda.get_device_name()
     meta = {"mode": asdict(mode), "seed": args.seed, "wall_seconds": round(wall, 1), "machine": machine,
             "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    strip = lambda r: {k: v for k, v in r.items() if k != "rewards"}  # noqa: E731 - per-sample rewards live in runs/
-    write_atomic(out / "benchmark.json", json.dumps(
-        {**meta, "rows": [strip(r) for r in rows], "ablation": [strip(r) for r in ablation],
-         "checks": [{"task": t, "holds": ok, "detail": d} for t, ok, d in checks]}, indent=2) + "\n")
-    md = [f"# Benchmark ({mode.name} mode)", "",
-          f"`{meta['command']}`: {mode.num_samples} samples per run, M = {mode.num_candidates}, seed {args.seed}, "
-          f"{wall / 60:.1f} min on {machine}.", "",
-          "Median / 90th percentile reward (higher is better), as in the paper's Table 1:", "",
-          *table1(rows, mode.tasks), "",
-          "Naturalness of the same samples (higher is more natural, except frechet_distance):", "",
-          *naturalness_table(rows, mode.tasks), "",
-          "Ordering checks (SVDD-PM > Best-of-N > pre-trained in median; SVDD-PM median at or above the pre-trained "
-          "90th percentile):", "",
-          *[f"- {t}: {'holds' if ok else 'DOES NOT HOLD'} ({d})" for t, ok, d in checks], "",
-          "## Per task", ""]
-    for domain, reward in mode.tasks:
-        md += task_detail(rows, domain, reward)
-    if ablation:
-        md += [f"## Ablation over M ({mode.ablation_task[0]} / {mode.ablation_task[1]}, "
-               f"{mode.ablation_samples} samples)", "",
-               "| M | SVDD-PM median / q90 | Best-of-N median / q90 | denoiser calls per sample (SVDD-PM / BoN) |",
-               "|---|---|---|---|"]
-        for m in mode.ablation_m:
-            pm = next(r for r in ablation if r["decoder"] == "svdd_pm" and r["num_candidates"] == m)
-            bon = next(r for r in ablation if r["decoder"] == "best_of_n" and r["num_candidates"] == m)
-            md.append(f"| {m} | {fmt(pm['median'])} / {fmt(pm['q90'])} | {fmt(bon['median'])} / {fmt(bon['q90'])} | "
-                      f"{pm['nfe']['denoiser']:.0f} / {bon['nfe']['denoiser']:.0f} |")
-        md.append("")
-    md += ["![rewards per method](boxplots.png)", ""] + (["![ablation over M](ablation_m.png)", ""] if ablation else [])
-    write_atomic(out / "benchmark.md", "\n".join(md))
+    checks = write_report(out, mode=mode, meta=meta, rows=rows, ablation=ablation)
     print(f"\nbenchmark ({mode.name}): {wall / 60:.1f} min -> {out / 'benchmark.md'}, {out / 'benchmark.json'}")
     for t, ok, d in checks:
         print(f"  {t}: {'holds' if ok else 'DOES NOT HOLD'} - {d}")
@@ -343,4 +378,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from svdd_lightning.allocator import keep_freed_memory
+
+    keep_freed_memory()  # see svdd_lightning/allocator.py: page faults were 60% of CPU decode time
     sys.exit(main())

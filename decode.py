@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from callbacks.media import log_guidance_trace, log_samples_table, mean_trace, write_pictures
 from callbacks.decode_outputs import plot_reward_histogram, reward_stats, write_samples_csv, write_summary
@@ -28,7 +28,7 @@ from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint
-from svdd_lightning.checkpoints import resolve_path
+from svdd_lightning.checkpoints import check_vocabulary, resolve_path
 from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.rewards.guard import GuardedReward
@@ -55,6 +55,22 @@ def check_options(cfg: DictConfig) -> None:
     for key in ("num_samples", "batch_size", "steps"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]} is not a positive integer; pass e.g. {key}=64.")
+
+
+# Objects per network call on CPU for decoder.max_batch=auto. Measured on this project's 2-core CPU
+# (benchmarks/speed.py, DNA, 32 samples, M = 10): one call on all 320 candidates 39.0 s, chunks of 256
+# 32.0 s, 128 15.9 s, 64 11.2 s, 32 12.3 s, 16 14.6 s: big calls overflow the CPU caches.
+CPU_MAX_BATCH = 64
+
+
+def resolve_max_batch(cfg: DictConfig) -> None:
+    """decoder.max_batch=auto: CPU_MAX_BATCH on CPU, no cap on a GPU (where bigger calls are faster)."""
+    if cfg.decoder.get("max_batch") != "auto":
+        return
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    with open_dict(cfg):
+        cfg.decoder.max_batch = None if on_gpu else CPU_MAX_BATCH
 
 
 RESULT_FILES = ("summary.json", "samples.csv")
@@ -128,6 +144,10 @@ def run_decode(cfg: DictConfig) -> dict | None:
     reward = GuardedReward(reward=reward, floor=cfg.get("reward_floor"),
                            describe=lambda x: fmt.to_text(x.detach().cpu())[0])
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
+    if cfg.domain.get("vocab") and cfg.diffusion.get("checkpoint"):
+        from svdd_lightning.chem import SelfiesVocabulary
+
+        check_vocabulary(cfg.diffusion.checkpoint, SelfiesVocabulary.load(cfg.domain.vocab).tokens, cfg.domain.vocab)
     decoder_class = get_class(cfg.decoder._target_)
     # DPS follows the reward's own gradient when it has one and needs the learned value only otherwise.
     value_needed = not (getattr(decoder_class, "value_only_without_reward_gradient", False)
@@ -136,6 +156,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
     decoder_kwargs = {"reward": reward}
     if accepts(cfg.decoder._target_, "value"):
         decoder_kwargs["value"] = value
+    resolve_max_batch(cfg)
     decoder = instantiate(cfg.decoder, **decoder_kwargs)
     reference = load_reference(cfg, reward_name)
 
@@ -257,5 +278,8 @@ def print_report(summary: dict, output_dir: Path, extra_files: list[str], wandb_
 
 
 if __name__ == "__main__":
+    from svdd_lightning.allocator import keep_freed_memory
+
+    keep_freed_memory()  # see svdd_lightning/allocator.py: page faults were 60% of CPU decode time
     torch.set_float32_matmul_precision("high")
     main()

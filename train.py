@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from callbacks.shard_writer import ShardWriter, read_shards
-from datamodules.rollouts import RolloutDataModule
+from datamodules.rollouts import RolloutDataModule, load_rollouts
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.checkpoints import load_state
@@ -56,6 +56,15 @@ def resume_point(output_dir: Path, every_n_steps: int) -> tuple[ModelCheckpoint,
 ROLLOUT_SEED_OFFSET = 1_000_000  # rollouts never reuse the sample seeds of decode runs
 
 
+def configured_vocabulary(cfg: DictConfig) -> list[str] | None:
+    """The token list of the domain's vocabulary file (molecules), None for fixed alphabets."""
+    if not cfg.domain.get("vocab"):
+        return None
+    from svdd_lightning.chem import SelfiesVocabulary
+
+    return SelfiesVocabulary.load(cfg.domain.vocab).tokens
+
+
 def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     data = instantiate(cfg.data)
     data.setup("fit")
@@ -64,8 +73,8 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     if cfg.pretrain.init_from:  # continue training a model (weights only; a fresh optimizer and schedule)
         load_state(diffusion, cfg.pretrain.init_from, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     module = DiffusionPretrainModule(diffusion=diffusion, domain=cfg.domain.name, input_key=cfg.domain.input_key,
-                                     lr=cfg.pretrain.lr,
-                                     warmup_steps=cfg.pretrain.warmup_steps)
+                                     lr=cfg.pretrain.lr, warmup_steps=cfg.pretrain.warmup_steps,
+                                     vocabulary=configured_vocabulary(cfg))
     logger = build_logger(cfg.logger.kind, output_dir=output_dir, name=f"pretrain-{cfg.domain.name}")
     keeper, ckpt_path = resume_point(output_dir, cfg.checkpoint_every)
     trainer = make_trainer(cfg.trainer, max_steps=cfg.trainer.max_steps, logger=logger or False,
@@ -110,11 +119,36 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
     return path
 
 
+def rescore_rollouts(source: Path, reward, output_dir: Path) -> Path:
+    """The rollouts of ``source`` with their end points scored again by ``reward``: one pass of the
+    pre-trained model serves the values of several rewards (MC targets are r(x_0) of the end point)."""
+    data = load_rollouts(source)
+    if data.get("samples") is None:
+        raise ConfigError(f"rollout file {source} has no end points ('samples') to score again; write it with "
+                          f"`python train.py stage=value` (this version stores them).")
+    samples = data["samples"]
+    with torch.no_grad():
+        scores = torch.cat([reward(samples[i:i + 1024].long() if not samples.dtype.is_floating_point
+                                   else samples[i:i + 1024]).float().cpu() for i in range(0, len(samples), 1024)])
+    if not torch.isfinite(scores).all():
+        raise ConfigError("the reward returned NaN or inf on some rollout end points; fix the reward first.")
+    data["rewards"] = scores
+    path = output_dir / "rollouts.pt"
+    partial = path.with_suffix(".partial")
+    torch.save(data, partial)
+    partial.replace(path)
+    print(f"rollouts: {len(scores)} end points of {source} scored again -> {path} "
+          f"(reward median {scores.median():.3f}, q90 {scores.quantile(0.9):.3f})")
+    return path
+
+
 def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     reward = instantiate(cfg.reward)
-    if vt.rollouts:
+    if vt.rollouts and vt.get("rescore", False):
+        rollouts = rescore_rollouts(Path(vt.rollouts), reward, output_dir)
+    elif vt.rollouts:
         rollouts = Path(vt.rollouts)
     elif (output_dir / "rollouts.pt").is_file():
         rollouts = output_dir / "rollouts.pt"
@@ -245,4 +279,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from svdd_lightning.allocator import keep_freed_memory
+
+    keep_freed_memory()  # see svdd_lightning/allocator.py: page faults were 60% of CPU decode time
     main()

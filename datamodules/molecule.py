@@ -12,7 +12,8 @@ stage=oracle``; rows with a missing label are dropped and counted.
 
 Every SMILES is parsed by RDKit, canonicalised and encoded into SELFIES with the fixed
 vocabulary. An unparseable SMILES raises :class:`DataError` naming the file and line (or, with
-``skip_invalid=true``, is dropped and counted); molecules with SELFIES tokens outside the
+``skip_invalid=true``, is dropped and counted, up to ``max_invalid_fraction`` of the file, beyond
+which the file is taken to be broken and refused); molecules with SELFIES tokens outside the
 vocabulary or longer than ``seq_len`` tokens are dropped and counted. Shorter ones are padded
 with ``[nop]``. Batches are ``{"tokens": (B, seq_len) long}``, plus ``{"labels": (B, K) float}``
 with ``label_columns``.
@@ -211,6 +212,7 @@ class MoleculeDataModule(L.LightningDataModule):
         smiles_column: str = "smiles",
         label_columns: Sequence[str] | None = None,
         skip_invalid: bool = False,
+        max_invalid_fraction: float = 0.1,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -234,6 +236,9 @@ class MoleculeDataModule(L.LightningDataModule):
         self.label_columns = list(label_columns) if label_columns else None
         self.label_names = self.label_columns
         self.skip_invalid = bool(skip_invalid)
+        if not 0.0 <= float(max_invalid_fraction) <= 1.0:
+            raise ValueError(f"max_invalid_fraction must be a fraction in [0, 1], got {max_invalid_fraction}")
+        self.max_invalid_fraction = float(max_invalid_fraction)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
 
@@ -342,6 +347,12 @@ class MoleculeDataModule(L.LightningDataModule):
             rows.append(ids + [pad] * (seq_len - len(ids)))
             canon.append(can)
             kept.append(position)
+        if invalid and invalid > self.max_invalid_fraction * len(smiles):
+            raise DataError(
+                f"data file {path}: {invalid} of {len(smiles)} SMILES ({100 * invalid / len(smiles):.1f}%) cannot be "
+                f"parsed by RDKit, more than data.max_invalid_fraction={self.max_invalid_fraction}. Is it a SMILES file "
+                f"(or the right data.smiles_column)? Clean it, or raise data.max_invalid_fraction to accept it."
+            )
         stats = {"molecules": len(smiles), "kept": len(rows), "invalid": invalid, "unencodable": unencodable,
                  "out_of_vocab": out_of_vocab, "too_long": too_long,
                  "unknown_tokens": dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:10])}

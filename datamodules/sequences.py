@@ -91,7 +91,9 @@ def _read_fasta(path: Path) -> list[str]:
                     f"it a .csv or .tsv extension, otherwise re-fetch or fix the file."
                 )
             fh.seek(0)
-            sequences = [seq.upper() for _title, seq in SimpleFastaParser(fh)]
+            records = [(title, seq.upper()) for title, seq in SimpleFastaParser(fh)]
+            sequences = [seq for _title, seq in records]
+            check_letters(sequences, path, what="record", names=[title.split()[0] if title else "" for title, _ in records])
     except DataError:
         raise
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
@@ -155,6 +157,7 @@ def _read_table(
             f"Remove those rows or fill them in, then retry."
         )
     sequences = [s.strip().upper() for s in column.astype(str)]
+    check_letters(sequences, path, what="data row")
 
     labels = None
     if label_columns:
@@ -227,6 +230,24 @@ def _normaliser(alphabet: str) -> dict[int, int]:
     if "U" in alphabet and "T" not in alphabet:
         return str.maketrans("T", "U")
     return {}
+
+
+# IUPAC nucleotide codes: ambiguity letters (N, R, Y, ...) are real data and their windows are dropped
+# and counted; anything else (X, J, digits, '*') means the file is not nucleotide sequence.
+IUPAC_NUCLEOTIDES = frozenset("ACGTURYSWKMBDHVN-.")
+
+
+def check_letters(sequences: Sequence[str], path: Path, *, what: str, names: Sequence[str] | None = None) -> None:
+    """Refuse sequences holding letters that are no IUPAC nucleotide code, naming the first one."""
+    for i, seq in enumerate(sequences):
+        bad = set(seq) - IUPAC_NUCLEOTIDES
+        if bad:
+            label = f"{what} {i + 1}" + (f" ({names[i]})" if names and names[i] else "")
+            shown = "".join(sorted(bad))[:10]
+            raise DataError(
+                f"data file {path}, {label}: letters outside the nucleotide alphabet ({shown!r}); only A, C, G, "
+                f"T/U and IUPAC ambiguity codes (N, R, Y, ...) are allowed. Is it a protein or a corrupt file? Fix "
+                f"or remove that sequence.")
 
 
 def _windows_with_source(

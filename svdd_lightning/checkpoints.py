@@ -67,3 +67,17 @@ def load_state(
             f"with another architecture; pass the matching network settings or retrain."
         ) from exc
     return meta
+
+
+def check_vocabulary(path: str | Path, tokens: list[str], vocab_path: str | Path) -> None:
+    """Refuse a checkpoint whose recorded vocabulary differs from the configured one (a model reads
+    token ids, so another token order of the same size would decode nonsense without any error)."""
+    meta = read_checkpoint(path).get("svdd", {})
+    recorded = meta.get("vocabulary")
+    if recorded is None or list(recorded) == list(tokens):
+        return
+    diff = next((i for i, (a, b) in enumerate(zip(recorded, tokens)) if a != b), min(len(recorded), len(tokens)))
+    raise CheckpointError(
+        f"checkpoint {resolve_path(path)} was trained with another vocabulary than domain.vocab={vocab_path} "
+        f"({len(recorded)} vs {len(tokens)} tokens, first difference at id {diff}). Pass the vocabulary file it was "
+        f"trained with (domain.vocab=PATH), or a checkpoint trained with this one.")

@@ -3,4 +3,7 @@ busy 2-core machine (OpenMP barriers make two threads far slower than one there)
 
 import torch
 
+from svdd_lightning.allocator import keep_freed_memory
+
 torch.set_num_threads(1)
+keep_freed_memory()  # as the entry points do (svdd_lightning/allocator.py)

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+
+from decode import resolve_max_batch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -43,6 +45,7 @@ def test_every_decoder_composes_and_instantiates(decoder):
     kwargs = {"reward": reward}
     if cfg.value is not None:
         kwargs["value"] = value
+    resolve_max_batch(cfg)  # decoder.max_batch=auto -> a number on CPU, as decode.py does
     dec = instantiate(cfg.decoder, **kwargs)
     assert isinstance(dec, Decoder)
     assert dec.settings().get("num_candidates") is not None

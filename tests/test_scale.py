@@ -86,3 +86,13 @@ def test_mfe_reward_is_picklable_with_its_pool():
         torch.testing.assert_close(copy(seqs), first)
     finally:
         reward.scorer.close()
+
+
+def test_freed_memory_is_kept_on_glibc():
+    import platform
+
+    from svdd_lightning.allocator import keep_freed_memory
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory() is True
