@@ -49,7 +49,11 @@ def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    import os
+
+    if os.environ.get("SVDD_DEBUG"):  # the debug switch: the full traceback instead of the message
+        raise
+    print(f"error: {message} (SVDD_DEBUG=1 shows the full traceback)", file=sys.stderr)
     sys.exit(2)
 
 
