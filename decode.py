@@ -28,7 +28,7 @@ from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint
-from svdd_lightning.checkpoints import check_vocabulary, resolve_path
+from svdd_lightning.checkpoints import check_value_reward, check_vocabulary, resolve_path
 from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.rewards.guard import GuardedReward
@@ -48,6 +48,8 @@ def build_value(cfg: DictConfig, *, diffusion, reward):
         return None
     target = cfg.value._target_
     kwargs = {name: obj for name, obj in (("reward", reward), ("diffusion", diffusion)) if accepts(target, name)}
+    if cfg.value.get("checkpoint"):
+        check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
     return build_with_checkpoint(cfg.value, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
 
 

@@ -29,7 +29,7 @@ from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.rollouts import RolloutDataModule, load_rollouts
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
-from svdd_lightning.checkpoints import load_state
+from svdd_lightning.checkpoints import load_state, reward_identity
 from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import ConfigError
@@ -159,6 +159,7 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     value = instantiate(node)
     reward_name = hydra.core.hydra_config.HydraConfig.get().runtime.choices.get("reward", "custom")
     module = ValueRegressionModule(value=value, domain=cfg.domain.name, reward_name=reward_name, lr=vt.lr,
+                                   reward_config=reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
                                    weight_decay=vt.weight_decay)
     renoise = None
     if vt.renoise:

@@ -81,3 +81,27 @@ def check_vocabulary(path: str | Path, tokens: list[str], vocab_path: str | Path
         f"checkpoint {resolve_path(path)} was trained with another vocabulary than domain.vocab={vocab_path} "
         f"({len(recorded)} vs {len(tokens)} tokens, first difference at id {diff}). Pass the vocabulary file it was "
         f"trained with (domain.vocab=PATH), or a checkpoint trained with this one.")
+
+
+# Reward options that change how fast a reward runs, not what it returns.
+RUNTIME_REWARD_OPTIONS = ("workers", "cache")
+
+
+def reward_identity(reward_config: dict) -> dict:
+    """The options of a reward's config that decide its values."""
+    return {k: v for k, v in reward_config.items() if k not in RUNTIME_REWARD_OPTIONS}
+
+
+def check_value_reward(path: str | Path, reward_config: dict) -> None:
+    """Refuse a value checkpoint trained for the same reward under other settings (e.g. another
+    target class): it estimates the expected value of that other reward."""
+    recorded = read_checkpoint(path).get("svdd", {}).get("reward_config")
+    reward_config = reward_identity(reward_config)
+    if recorded is None or recorded == reward_config:
+        return
+    differ = sorted(k for k in set(recorded) | set(reward_config) if recorded.get(k) != reward_config.get(k))
+    shown = ", ".join(f"{k}: {recorded.get(k)!r} there, {reward_config.get(k)!r} here" for k in differ)
+    raise CheckpointError(
+        f"value checkpoint {resolve_path(path)} was trained for the reward with other settings ({shown}). Train a "
+        f"value for these settings (`python train.py stage=value ...`) and pass value.checkpoint=PATH, or use "
+        f"decoder=svdd_pm, which needs no trained value.")

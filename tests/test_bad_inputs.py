@@ -110,3 +110,10 @@ def test_checkpoint_of_another_vocabulary(workdir):
     out = workdir / "dec-vocab"
     proc = decode(workdir, out, "domain=molecule", f"domain.vocab={other}")
     fails_cleanly(proc, "vocabulary", "other_vocab.json", out=out)
+
+
+def test_value_of_the_same_reward_under_other_settings(workdir):
+    """The shipped digit value estimates log p(class 0); asking for class 3 with it is refused."""
+    out = workdir / "dec-value-settings"
+    proc = decode(workdir, out, "domain=image", "reward=digit", "reward.target_class=3", "decoder=svdd_mc")
+    fails_cleanly(proc, "value_digit.ckpt", "target_class: 0 there, 3 here", out=out)

@@ -15,11 +15,14 @@ class ValueRegressionModule(CheckpointMetadataMixin):
     checkpoint_kind = "value"
 
     def __init__(self, *, value: LearnedValue, domain: str, reward_name: str, lr: float = 1e-3,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, reward_config: dict | None = None) -> None:
+        """``reward_config``: the reward's settings (e.g. digit's target_class), recorded so that decoding
+        with the same reward under other settings is refused: the value estimates that reward only."""
         super().__init__()
         self.value = value
         self.domain = domain
         self.reward_name = reward_name
+        self.reward_config = reward_config
         self.lr = lr
         self.weight_decay = weight_decay
         self.val_mse = MeanSquaredError()
@@ -30,7 +33,10 @@ class ValueRegressionModule(CheckpointMetadataMixin):
         self.bucket_spearman = torch.nn.ModuleList(SpearmanCorrCoef() for _ in range(self.num_buckets))
 
     def checkpoint_metadata(self):
-        return {**super().checkpoint_metadata(), "reward": self.reward_name}
+        meta = {**super().checkpoint_metadata(), "reward": self.reward_name}
+        if self.reward_config is not None:
+            meta["reward_config"] = self.reward_config
+        return meta
 
     def on_fit_start(self) -> None:
         rewards = self.trainer.datamodule.train_set.rewards.float()
