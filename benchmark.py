@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
+from svdd_lightning.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parent
 DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r"]
@@ -75,6 +75,12 @@ def compose_decode(overrides: list[str]):
     return cfg
 
 
+def read_rewards(run_dir: Path) -> list[float]:
+    """Per-sample rewards of one decode run, from its samples.csv."""
+    with open(run_dir / "samples.csv", newline="") as handle:
+        return [float(row["reward"]) for row in csv.DictReader(handle)]
+
+
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
             seed: int, run_dir: Path) -> dict:
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
@@ -101,8 +107,7 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
         if isinstance(cause, (SVDDError, ValueError)):
             return {**row, "skipped": str(cause)}
         raise
-    with open(run_dir / "samples.csv", newline="") as handle:
-        rewards = [float(r["reward"]) for r in csv.DictReader(handle)]
+    rewards = read_rewards(run_dir)
     stats = summary["reward_stats"]
     settings = summary.get("decoder_settings", {})
     return {
@@ -238,12 +243,6 @@ def plot_ablation(path: Path, ablation: list[dict], task: tuple[str, str]) -> No
     plt.close(fig)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], ablation: list[dict]) -> list:
     """benchmark.json, benchmark.md and the plots from the runs' rows (with per-sample rewards)."""
     checks = ordering_checks(rows, mode.tasks)
@@ -251,7 +250,7 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], ablatio
     if ablation:
         plot_ablation(out / "ablation_m.png", ablation, mode.ablation_task)
     strip = lambda r: {k: v for k, v in r.items() if k != "rewards"}  # noqa: E731 - per-sample rewards live in runs/
-    write_atomic(out / "benchmark.json", json.dumps(
+    atomic_write_text(out / "benchmark.json", json.dumps(
         {**meta, "rows": [strip(r) for r in rows], "ablation": [strip(r) for r in ablation],
          "checks": [{"task": t, "holds": ok, "detail": d} for t, ok, d in checks]}, indent=2) + "\n")
     wall = meta["wall_seconds"]
@@ -280,7 +279,7 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], ablatio
                       f"{pm['nfe']['denoiser']:.0f} / {bon['nfe']['denoiser']:.0f} |")
         md.append("")
     md += ["![rewards per method](boxplots.png)", ""] + (["![ablation over M](ablation_m.png)", ""] if ablation else [])
-    write_atomic(out / "benchmark.md", "\n".join(md))
+    atomic_write_text(out / "benchmark.md", "\n".join(md))
     return checks
 
 
@@ -292,8 +291,7 @@ def report_from(out: Path) -> None:
     rows = data["rows"]
     for r in rows:
         if "skipped" not in r:
-            with open(Path(r["output_dir"]) / "samples.csv", newline="") as handle:
-                r["rewards"] = [float(x["reward"]) for x in csv.DictReader(handle)]
+            r["rewards"] = read_rewards(Path(r["output_dir"]))
     meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command")}
     write_report(out, mode=mode, meta=meta, rows=rows, ablation=data["ablation"])
 

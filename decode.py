@@ -10,7 +10,6 @@ See README.md and ../shared/INTERFACE.md for every option and the files written.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -29,7 +28,8 @@ from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.seeds import SeedDataModule
 from svdd_lightning.build import build_with_checkpoint
 from svdd_lightning.checkpoints import check_value_reward, check_vocabulary, resolve_path
-from svdd_lightning.cli import accepts, friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
+from svdd_lightning.cli import (accepts, friendly_errors, is_launcher_process, make_trainer, quiet_lightning,
+                                save_config, writable_output_dir)
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.rewards.guard import GuardedReward
 from svdd_lightning.loggers import build_logger, wandb_configured, wandb_sync_hint
@@ -60,8 +60,8 @@ def check_options(cfg: DictConfig) -> None:
 
 
 # Objects per network call on CPU for decoder.max_batch=auto. Measured on this project's 2-core CPU
-# (benchmarks/speed.py, DNA, 32 samples, M = 10): one call on all 320 candidates 39.0 s, chunks of 256
-# 32.0 s, 128 15.9 s, 64 11.2 s, 32 12.3 s, 16 14.6 s: big calls overflow the CPU caches.
+# (DNA SVDD-PM, 32 samples, M = 10, best of 2, freed memory kept): one call on all 320 candidates 15.1 s,
+# chunks of 256 15.0 s, 128 13.0 s, 64 12.0 s, 32 12.4 s, 16 14.9 s.
 CPU_MAX_BATCH = 64
 
 
@@ -77,11 +77,6 @@ def resolve_max_batch(cfg: DictConfig) -> None:
 
 RESULT_FILES = ("summary.json", "samples.csv")
 FINGERPRINT = "run.json"
-
-
-def is_launcher_process() -> bool:
-    """True in the process a user started (not in DDP children Lightning launches later)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
 def run_fingerprint(cfg: DictConfig) -> dict:
@@ -220,7 +215,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
         "naturalness": naturalness,
         "decoder_settings": settings,
         # Memoised/pooled CPU oracles (rewards/pool.py): rank zero's counts.
-        "reward_cache": reward.cache_stats() if hasattr(reward, "cache_stats") else None,
+        "reward_cache": reward.inner.cache_stats() if hasattr(reward.inner, "cache_stats") else None,
         # Non-finite rewards replaced by reward_floor (null: such a reward stops the run instead).
         "reward_floor": {"value": reward.floor, "replaced": reward.replaced} if reward.floor is not None else None,
         "devices": trainer.world_size,

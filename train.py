@@ -15,6 +15,7 @@ oracle:   a reward model on labelled data (regression on one label column, or cl
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -28,9 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.rollouts import RolloutDataModule, load_rollouts
 from datamodules.seeds import SeedDataModule
+from svdd_lightning.atomic import atomic_torch_save, atomic_write_text
 from svdd_lightning.build import build_with_checkpoint, split_checkpoint
 from svdd_lightning.checkpoints import load_state, reward_identity
-from svdd_lightning.cli import friendly_errors, make_trainer, quiet_lightning, save_config, writable_output_dir
+from svdd_lightning.cli import (friendly_errors, is_launcher_process, make_trainer, quiet_lightning, save_config,
+                                writable_output_dir)
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import build_logger
@@ -88,11 +91,28 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     return path
 
 
+def rollout_settings(cfg: DictConfig) -> dict:
+    """What decides a rollout file: the pre-trained model, the reward and how rollouts are drawn."""
+    vt = cfg.value_training
+    return {"diffusion_checkpoint": cfg.diffusion.get("checkpoint"), "steps": cfg.steps, "seed": cfg.seed,
+            "reward": reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
+            "num_rollouts": vt.num_rollouts, "rollout_batch_size": vt.rollout_batch_size, "save_every": vt.save_every}
+
+
 def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path:
     vt = cfg.value_training
+    settings = rollout_settings(cfg)
+    shard_dir = output_dir / ".rollout-shards"
+    stored = shard_dir / "settings.json"
+    if is_launcher_process() and shard_dir.exists() and (not stored.exists() or json.loads(stored.read_text()) != settings):
+        print(f"rollouts: discarding the batches in {shard_dir}, drawn with other settings")
+        shutil.rmtree(shard_dir)
+    if is_launcher_process():
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stored, json.dumps(settings))
     module = RolloutModule(diffusion=diffusion, reward=reward, seed=cfg.seed + ROLLOUT_SEED_OFFSET,
                            save_every=vt.save_every)
-    writer = ShardWriter(directory=output_dir / ".rollout-shards")
+    writer = ShardWriter(directory=shard_dir)
     done = writer.done_starts()  # batches of rollouts an interrupted run already wrote (same seed, same indices)
     if done:
         print(f"rollouts: resuming, {len(done)} batch(es) already written in {writer.directory}")
@@ -106,17 +126,26 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
         merged = read_shards(writer.shard_paths())
         if not torch.isfinite(merged["rewards"]).all():
             raise ConfigError("the reward returned NaN or inf on some rollouts; fix the reward before training a value.")
-        partial = path.with_suffix(".partial")
-        torch.save({"states": merged["states"], "steps": torch.tensor(module.steps), "rewards": merged["rewards"],
-                    "samples": merged["samples"],
-                    "num_steps": diffusion.num_steps, "seed": cfg.seed + ROLLOUT_SEED_OFFSET}, partial)
-        partial.replace(path)
+        atomic_torch_save({"states": merged["states"], "steps": torch.tensor(module.steps),
+                           "rewards": merged["rewards"], "samples": merged["samples"], "num_steps": diffusion.num_steps,
+                           "seed": cfg.seed + ROLLOUT_SEED_OFFSET, "settings": settings}, path)
         shutil.rmtree(writer.directory, ignore_errors=True)  # rollouts.pt now holds every batch
         r = merged["rewards"]
         print(f"rollouts: {len(r)} trajectories x {len(module.steps)} states -> {path} "
               f"(reward median {r.median():.3f}, q90 {r.quantile(0.9):.3f})")
     trainer.strategy.barrier()
     return path
+
+
+def check_rollout_settings(path: Path, settings: dict) -> None:
+    """Refuse to reuse an output_dir's rollouts drawn with other settings (another reward, model...)."""
+    stored = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("settings")
+    if stored is None or stored == settings:  # files of earlier versions carry no settings
+        return
+    differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+    raise ConfigError(f"{path} holds rollouts drawn with other settings ({', '.join(differ)} differ); use another "
+                      f"output_dir=DIR, delete that file, or pass value_training.rollouts={path} "
+                      f"value_training.rescore=true to score its end points with this reward.")
 
 
 def rescore_rollouts(source: Path, reward, output_dir: Path) -> Path:
@@ -134,9 +163,7 @@ def rescore_rollouts(source: Path, reward, output_dir: Path) -> Path:
         raise ConfigError("the reward returned NaN or inf on some rollout end points; fix the reward first.")
     data["rewards"] = scores
     path = output_dir / "rollouts.pt"
-    partial = path.with_suffix(".partial")
-    torch.save(data, partial)
-    partial.replace(path)
+    atomic_torch_save(data, path)
     print(f"rollouts: {len(scores)} end points of {source} scored again -> {path} "
           f"(reward median {scores.median():.3f}, q90 {scores.quantile(0.9):.3f})")
     return path
@@ -152,6 +179,7 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
         rollouts = Path(vt.rollouts)
     elif (output_dir / "rollouts.pt").is_file():
         rollouts = output_dir / "rollouts.pt"
+        check_rollout_settings(rollouts, rollout_settings(cfg))
         print(f"value: reusing the rollouts of an earlier run in this output_dir ({rollouts})")
     else:
         rollouts = write_rollouts(cfg, output_dir, diffusion, reward)

@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+from svdd_lightning.atomic import atomic_path, atomic_write_text
 
 
 def reward_stats(rewards: np.ndarray) -> dict[str, float]:
@@ -33,13 +28,11 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
 
 
 def write_samples_csv(path: Path, indices: list[int], texts: list[str], rewards: list[float]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "sample", "reward"])
         for i, text, r in zip(indices, texts, rewards):
             writer.writerow([i, text, f"{r:.6g}"])
-    partial.replace(path)
 
 
 def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, decoder_name: str,
@@ -63,7 +56,6 @@ def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, 
     ax.set_title(f"Reward of {len(rewards)} samples: {decoder_name}")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    partial = path.with_name(path.stem + ".partial.png")
-    fig.savefig(partial)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    partial.replace(path)

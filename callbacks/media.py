@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from svdd_lightning.atomic import atomic_path
 
 
 def plot_position_frequencies(path: Path, tokens: torch.Tensor, alphabet: str, *, title: str) -> Path:
@@ -37,10 +38,9 @@ def plot_position_frequencies(path: Path, tokens: torch.Tensor, alphabet: str, *
     ax.set_title(title)
     ax.legend(ncol=len(alphabet), loc="upper right", fontsize=8, framealpha=0.8)
     fig.tight_layout()
-    partial = path.with_name(path.stem + ".partial.png")
-    fig.savefig(partial)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    partial.replace(path)
     return path
 
 
@@ -63,9 +63,8 @@ def draw_molecule_grid(path: Path, smiles: list[str], rewards: list[float], *, r
     if not mols:
         return None
     image = Draw.MolsToGridImage(mols, molsPerRow=4, subImgSize=(260, 220), legends=legends)
-    partial = path.with_name(path.stem + ".partial.png")
-    image.save(partial)
-    partial.replace(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 

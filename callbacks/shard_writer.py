@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from svdd_lightning.atomic import atomic_torch_save
 
 
 class ShardWriter(BasePredictionWriter):
@@ -25,10 +26,8 @@ class ShardWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx=0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"batch-{int(prediction['index'][0]):010d}.pt"
-        partial = final.with_name(final.name + ".partial")
-        torch.save([prediction], partial)
-        partial.replace(final)  # atomic: a crash never leaves a half-written shard
+        # atomic: a crash never leaves a half-written shard
+        atomic_torch_save([prediction], self.directory / f"batch-{int(prediction['index'][0]):010d}.pt")
 
     def shard_paths(self) -> list[Path]:
         return sorted(self.directory.glob("batch-*.pt"))

@@ -34,6 +34,7 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from svdd_lightning.atomic import atomic_path
 
 NUCLEOTIDE_BASES = "ACGT"
 # NCBI4na code -> IUPAC letter (bit 1 = A, 2 = C, 4 = G, 8 = T).
@@ -205,16 +206,13 @@ def read_blastdb(prefix: str | Path) -> tuple[BlastIndex, list[tuple[str, str]]]
 
 def write_fasta(records: list[tuple[str, str]], path: str | Path, *, rna: bool = False, width: int = 80) -> None:
     """Write records as FASTA (T -> U when ``rna``), atomically via a .partial file."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for i, (title, seq) in enumerate(records):
             if rna:
                 seq = seq.replace("T", "U")
             fh.write(f">{i} {title}\n")
             for start in range(0, len(seq), width):
                 fh.write(seq[start : start + width] + "\n")
-    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

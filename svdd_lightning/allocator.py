@@ -2,10 +2,11 @@
 
 glibc's malloc serves large blocks (activations of a B x M candidate batch) with mmap and returns
 them on free, so every network call page-faults its memory in again. Measured on this project's
-2-core CPU (DNA SVDD-PM, 32 samples, M = 10, chunks of 64): 24.7-29.8 s a run with 1 min 37 s of
-system time, against 11.1-11.6 s with 0.7 s of system time once freed memory is kept. PyTorch's
-CPU performance guide recommends jemalloc or tcmalloc for the same reason; this needs neither.
-Peak memory is unchanged (memory is reused, not added). A no-op where the C library is not glibc.
+2-core CPU (DNA SVDD-PM, 32 samples, M = 10, chunks of 64): 24.7-29.8 s a run, and a script of three
+such runs and one per-candidate loop spent 1 min 37 s of its 2 min 10 s in the kernel; with freed memory
+kept, 11.1-11.6 s a run and 0.7 s in the kernel. PyTorch's CPU performance guide recommends jemalloc
+or tcmalloc for the same reason; this needs neither. The cost: resident memory stays at its
+high-water mark instead of shrinking between calls. A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations

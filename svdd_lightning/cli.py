@@ -85,6 +85,14 @@ def make_trainer(trainer_cfg: DictConfig, **overrides: Any) -> L.Trainer:
     return L.Trainer(**kwargs)
 
 
+def is_launcher_process() -> bool:
+    """True in the process a user started, not in the DDP children Lightning launches later
+    (they run with LOCAL_RANK/NODE_RANK set): the one that may clear or prepare output folders."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
 def writable_output_dir(path) -> None:
     """Create ``path`` and check a file can be written there, or raise a ConfigError naming it."""
     from pathlib import Path
@@ -104,9 +112,8 @@ def writable_output_dir(path) -> None:
 
 def save_config(cfg: DictConfig, path) -> None:
     """The composed config (Hydra's own node left out) as YAML, for reproducing a run."""
-    from pathlib import Path
+    from svdd_lightning.atomic import atomic_path
 
     conf = {k: cfg[k] for k in cfg if k != "hydra"}
-    partial = Path(str(path) + ".partial")
-    OmegaConf.save(OmegaConf.create(conf), partial)
-    partial.replace(path)
+    with atomic_path(path) as tmp:
+        OmegaConf.save(OmegaConf.create(conf), tmp)

@@ -10,6 +10,7 @@ from Bio.SeqRecord import SeqRecord
 from torch import Tensor
 
 from svdd_lightning import alphabet as alphabets
+from svdd_lightning.atomic import atomic_path
 
 
 class SequenceFormat:
@@ -24,12 +25,10 @@ class SequenceFormat:
 
     def write_native(self, directory: Path, texts: list[str], rewards: list[float], indices: list[int]) -> Path:
         path = directory / self.native_name
-        partial = path.with_name(path.name + ".partial")
         records = [
             SeqRecord(Seq(seq), id=f"sample_{i}", description=f"reward={r:.6g}")
             for seq, r, i in zip(texts, rewards, indices)
         ]
-        with open(partial, "w") as handle:
+        with atomic_path(path) as tmp, open(tmp, "w") as handle:
             SeqIO.write(records, handle, "fasta")
-        partial.replace(path)
         return path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from torch import Tensor
+from svdd_lightning.atomic import atomic_path
 
 
 def _short(value: float) -> str:
@@ -55,10 +56,8 @@ class ImageFormat:
             raise ValueError(f"write_native got {array.shape[0]} samples but {len(texts)} names")
         directory = Path(directory)
         path = directory / self.native_name
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
-        partial.replace(path)
         self.write_grid(directory / self.grid_name, array, rewards, indices)
         return path
 
@@ -87,8 +86,7 @@ class ImageFormat:
         shown = f"first {n} of {images.shape[0]}" if n < images.shape[0] else f"{n}"
         fig.suptitle(f"samples ({shown}), title: index reward", fontsize=7)
         fig.tight_layout()
-        partial = path.with_name(path.name + ".partial")
-        fig.savefig(partial, format="png", dpi=100)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
         plt.close(fig)
-        partial.replace(path)
         return path

@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import Tensor
 
 from svdd_lightning.chem import SelfiesVocabulary, canonical_smiles
+from svdd_lightning.atomic import atomic_path
 
 
 class SmilesFormat:
@@ -28,9 +29,7 @@ class SmilesFormat:
 
     def write_native(self, directory: Path, texts: list[str], rewards: list[float], indices: list[int]) -> Path:
         path = Path(directory) / self.native_name
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "w") as handle:
+        with atomic_path(path) as tmp, open(tmp, "w") as handle:
             for smiles, i in zip(texts, indices):
                 handle.write(f"{smiles}\tsample_{i}\n")
-        partial.replace(path)
         return path

@@ -69,6 +69,22 @@ class SequenceNaturalness:
 
 
 @torch.no_grad()
+def elbo_log_likelihood(samples: torch.Tensor, *, diffusion: Diffusion, seed: int, batch_size: int = 256,
+                        num_estimates: int = 16) -> dict[str, float]:
+    """ELBO log-likelihood under the pre-trained model (nats per object, mean and median), in
+    batches, each sample's Monte-Carlo draws seeded by its index (so the number does not depend on
+    the batch size)."""
+    lls = []
+    device = diffusion.device
+    for start in range(0, samples.shape[0], batch_size):
+        chunk = samples[start : start + batch_size].to(device)
+        gens = ops.make_generators(seed + 1, range(start, start + chunk.shape[0]))
+        lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=num_estimates).cpu())
+    ll = torch.cat(lls)
+    return {"log_likelihood": float(ll.mean()), "log_likelihood_median": float(ll.median())}
+
+
+@torch.no_grad()
 def sequence_naturalness(
     samples: torch.Tensor,
     *,
@@ -81,18 +97,9 @@ def sequence_naturalness(
 ) -> dict[str, float]:
     """ELBO log-likelihood under the pre-trained model (nats per sequence), 3-mer correlation
     with held-out real windows, and the fraction of unique sequences."""
-    lls = []
-    device = diffusion.device
-    for start in range(0, samples.shape[0], batch_size):
-        chunk = samples[start : start + batch_size].to(device)
-        gens = ops.make_generators(seed + 1, range(start, start + chunk.shape[0]))
-        lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=num_estimates).cpu())
-    ll = torch.cat(lls)
-    out = {
-        "log_likelihood": float(ll.mean()),
-        "log_likelihood_median": float(ll.median()),
-        "unique_fraction": len({tuple(r) for r in samples.tolist()}) / samples.shape[0],
-    }
+    out = elbo_log_likelihood(samples, diffusion=diffusion, seed=seed, batch_size=batch_size,
+                              num_estimates=num_estimates)
+    out["unique_fraction"] = len({tuple(r) for r in samples.tolist()}) / samples.shape[0]
     if kmer_reference is not None:
         out["kmer3_correlation"] = kmer_correlation(samples, kmer_reference, vocab_size)
     return out

@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.metrics import elbo_log_likelihood
+from svdd_lightning.atomic import atomic_path
 
 MAX_REFERENCE_IMAGES = 2000
 
@@ -166,11 +167,9 @@ class ImageNaturalness:
             pick = pick.sort().values
             images, labels, heldout = images[pick], labels[pick], heldout[pick]
         path = Path(directory) / self.reference_name
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, images=images_to_uint8(images), labels=labels.numpy(),
                                 heldout=heldout.numpy())
-        partial.replace(path)
         return path
 
     # -- metric -------------------------------------------------------------------------- #
@@ -183,16 +182,8 @@ class ImageNaturalness:
     def compute(self, samples: Tensor, *, diffusion: Diffusion | None, seed: int) -> dict[str, float]:
         out: dict[str, float] = {}
         if diffusion is not None:
-            lls = []
-            device = diffusion.device
-            with torch.no_grad():
-                for start in range(0, samples.shape[0], self.batch_size):
-                    chunk = samples[start : start + self.batch_size].to(device)
-                    gens = ops.make_generators(seed + 1, range(start, start + chunk.shape[0]))
-                    lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=self.num_estimates).cpu())
-            ll = torch.cat(lls)
-            out["log_likelihood"] = float(ll.mean())
-            out["log_likelihood_median"] = float(ll.median())
+            out.update(elbo_log_likelihood(samples, diffusion=diffusion, seed=seed, batch_size=self.batch_size,
+                                           num_estimates=self.num_estimates))
 
         classifier = self.load_classifier()
         if classifier is None:

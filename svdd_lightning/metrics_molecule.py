@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from rdkit import Chem
 
-from svdd_lightning import ops
 from svdd_lightning.chem import (
     SelfiesVocabulary,
     contains_hashes,
@@ -34,6 +33,8 @@ from svdd_lightning.chem import (
     to_mol,
 )
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.metrics import elbo_log_likelihood
+from svdd_lightning.atomic import atomic_path
 
 
 def molecule_metrics(smiles: list[str | None], train_hashes: np.ndarray | None = None) -> dict[str, float]:
@@ -90,28 +91,12 @@ class MoleculeNaturalness:
         vocab = SelfiesVocabulary.load(self.vocab)
         hashes = load_train_hashes(resolve_path(self.reference)) if self.reference else None
         out = molecule_metrics(vocab.decode(samples), hashes)
-        out.update(log_likelihood(samples, diffusion=diffusion, seed=seed))
+        out.update(elbo_log_likelihood(samples, diffusion=diffusion, seed=seed))
         return out
 
     def write_reference(self, datamodule, directory: Path) -> Path:
         """Sorted unique 64-bit hashes of the canonical training SMILES (for novelty)."""
         path = Path(directory) / self.reference_name
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, smiles_hashes(datamodule.train_smiles))
-        partial.replace(path)
         return path
-
-
-@torch.no_grad()
-def log_likelihood(samples: torch.Tensor, *, diffusion: Diffusion, seed: int, batch_size: int = 256,
-                   num_estimates: int = 16) -> dict[str, float]:
-    """ELBO log-likelihood (nats per sequence) under the pre-trained model, seeded per sample."""
-    lls = []
-    device = diffusion.device
-    for start in range(0, samples.shape[0], batch_size):
-        chunk = samples[start : start + batch_size].to(device)
-        gens = ops.make_generators(seed + 1, range(start, start + chunk.shape[0]))
-        lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=num_estimates).cpu())
-    ll = torch.cat(lls)
-    return {"log_likelihood": float(ll.mean()), "log_likelihood_median": float(ll.median())}

@@ -156,3 +156,16 @@ def test_a_killed_value_training_resumes_from_its_last_checkpoint(workdir, pretr
     resumed = run(*args, tmp=workdir)
     assert f"resuming from {last}" in resumed.stdout and "reusing the rollouts" in resumed.stdout
     assert torch.load(out / "value.ckpt", map_location="cpu", weights_only=False)["global_step"] == 400
+
+
+def test_rollouts_of_another_reward_are_not_reused(workdir, pretrained):
+    """An output_dir's rollouts.pt scored with hepg2_motif is refused for a value of another reward."""
+    out = workdir / "value-other-reward"
+    common = ["train.py", "stage=value", f"diffusion.checkpoint={pretrained}", "value_training.num_rollouts=8",
+              "value_training.rollout_batch_size=8", "value_training.batch_size=8", "trainer.max_steps=2",
+              f"output_dir={out}", "logger=none", *TINY]
+    run(*common, tmp=workdir)
+    (out / "checkpoints" / "last.ckpt").unlink()
+    proc = run(*common, "reward=gc", tmp=workdir, check=False)
+    assert proc.returncode == 2 and "holds rollouts drawn with other settings (reward differ)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,6 +1,5 @@
 """Batched candidates under a memory cap, and memoised/pooled CPU oracles."""
 
-import functools
 
 import pytest
 import torch

@@ -33,12 +33,6 @@ class GuardedReward(Reward):
         self.higher_is_better = getattr(reward, "higher_is_better", True)
         self.is_differentiable = getattr(reward, "is_differentiable", False)
 
-    def __getattr__(self, item: str):
-        try:
-            return super().__getattr__(item)
-        except AttributeError:
-            return getattr(self._modules["inner"], item)  # cache_stats, scorer, ... of the wrapped reward
-
     def _show(self, x0: Tensor, i: int) -> str:
         if self.describe is None:
             return f"object {i} of the batch"

@@ -76,8 +76,8 @@ class CompressibilityReward(Reward):
             raise ValueError(f"compressibility needs images (B, C, H, W) with C = 1 or 3, got {tuple(x0.shape)}")
         images = list(to_uint8(x0))
         # An 8x8 digit encodes in microseconds: only images of 64x64 pixels or more go to the pool.
-        self.scorer.min_pool_batch = 32 if images and images[0].shape[0] * images[0].shape[1] >= 4096 else 1 << 30
-        sizes = self.scorer([image.tobytes() for image in images], images)
+        large = bool(images) and images[0].shape[0] * images[0].shape[1] >= 4096
+        sizes = self.scorer([image.tobytes() for image in images], images, pool=large)
         return -torch.tensor(sizes, dtype=torch.float32, device=x0.device) / 1000.0
 
 

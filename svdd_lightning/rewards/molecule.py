@@ -40,6 +40,7 @@ from svdd_lightning.rewards.pool import PooledScorer
 LOGP_FLOOR = -20.0
 
 
+@functools.cache
 def _sascorer():
     """RDKit's Contrib SA_Score module (not a package: imported from RDContribDir)."""
     directory = os.path.join(RDConfig.RDContribDir, "SA_Score")
@@ -62,13 +63,13 @@ def _score_logp(mol: Chem.Mol) -> float:
     return Crippen.MolLogP(mol)
 
 
-SCORES = {"qed": (_score_qed, 0.0), "sa": (_score_sa, 0.0), "logp": (_score_logp, LOGP_FLOOR)}
+SCORES = {"qed": _score_qed, "sa": _score_sa, "logp": _score_logp}
 
 
-def score_smiles(name: str, smiles: str | None) -> float:
+def score_smiles(name: str, floor: float, smiles: str | None) -> float:
     """The ``name`` score of one SMILES (a top-level function, so a process pool can run it);
-    the reward's floor for an invalid molecule, never NaN."""
-    score, floor = SCORES[name]
+    ``floor`` for an invalid molecule, never NaN."""
+    score = SCORES[name]
     mol = to_mol(smiles)
     if mol is None:
         return floor
@@ -90,10 +91,7 @@ class MoleculeReward(Reward):
     def __init__(self, *, vocab: str | Path | None = None, workers: int | None = None, cache: bool = True) -> None:
         super().__init__()
         self.vocab = SelfiesVocabulary.load(vocab)
-        self.scorer = PooledScorer(functools.partial(score_smiles, self.name), workers=workers, cache=cache)
-
-    def score_smiles(self, smiles: str | None) -> float:
-        return score_smiles(self.name, smiles)
+        self.scorer = PooledScorer(functools.partial(score_smiles, self.name, self.floor), workers=workers, cache=cache)
 
     def cache_stats(self) -> dict[str, float]:
         return {**self.scorer.stats.as_dict(), "workers": self.scorer.workers}

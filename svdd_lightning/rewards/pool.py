@@ -78,8 +78,8 @@ class PooledScorer:
         except Exception:
             pass
 
-    def _map(self, objects: Sequence[Any]) -> list[float]:
-        if self.workers <= 1 or len(objects) < self.min_pool_batch:
+    def _map(self, objects: Sequence[Any], pool: bool) -> list[float]:
+        if not pool or self.workers <= 1 or len(objects) < self.min_pool_batch:
             return [self.fn(obj) for obj in objects]
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"))
@@ -87,18 +87,19 @@ class PooledScorer:
         self.stats.pooled += len(objects)
         return list(self._pool.map(self.fn, objects, chunksize=chunk))
 
-    def __call__(self, keys: Sequence[Hashable], objects: Sequence[Any]) -> list[float]:
-        """Scores of ``objects``; objects with equal ``keys`` are taken to be the same object."""
+    def __call__(self, keys: Sequence[Hashable], objects: Sequence[Any], *, pool: bool = True) -> list[float]:
+        """Scores of ``objects``; objects with equal ``keys`` are taken to be the same object.
+        ``pool=False`` scores this call's misses in-process (objects too cheap to ship to a worker)."""
         self.stats.lookups += len(keys)
         if not self.use_cache:
-            return self._map(objects)
+            return self._map(objects, pool)
         todo: dict[Hashable, Any] = {}
         for key, obj in zip(keys, objects):
             if key not in self._cache and key not in todo:
                 todo[key] = obj
         self.stats.hits += len(keys) - len(todo)
         if todo:
-            scores = self._map(list(todo.values()))
+            scores = self._map(list(todo.values()), pool)
             if len(self._cache) + len(todo) > self.cache_size:
                 self._cache.clear()
             self._cache.update(zip(todo.keys(), scores))

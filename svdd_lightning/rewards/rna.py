@@ -89,17 +89,6 @@ class MFEReward(Reward):
             out.append(letters[row].tobytes().decode() if ok else None)
         return out
 
-    def model_details(self) -> RNA.md:
-        """Explicit folding settings, so ViennaRNA's global defaults cannot change the reward.
-        Built per call (cheap) rather than stored: SWIG objects cannot be pickled or copied."""
-        md = RNA.md()
-        md.temperature = self.temperature
-        return md
-
-    def fold(self, sequence: str, md: RNA.md | None = None) -> float:
-        """MFE (kcal/mol, <= 0) of one ACGU sequence."""
-        return float(RNA.fold_compound(sequence, md if md is not None else self.model_details()).mfe()[1])
-
     @torch.no_grad()
     def forward(self, x0: Tensor) -> Tensor:
         sequences = self.sequences(x0)
