@@ -173,6 +173,8 @@ def run_decode(cfg: DictConfig) -> dict | None:
     module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=reward, value=value, seed=cfg.seed)
     seeds = SeedDataModule(num_samples=cfg.num_samples, batch_size=cfg.batch_size, skip=done)
 
+    # Samples decoded by this process (a resumed run times only the batches it decodes now).
+    num_decoded = sum(len(batch) for batch in seeds.predict_dataloader().dataset)
     start = time.perf_counter()
     try:
         if len(seeds.predict_dataloader()) > 0:
@@ -211,7 +213,12 @@ def run_decode(cfg: DictConfig) -> dict | None:
         "reward_stats": reward_stats(rewards),
         "nfe": nfe,
         "nfe_per_sample": {k: v / len(indices) for k, v in nfe.items()},
+        # What one sample cost: network and reward calls (objects sent through each, per sample)
+        # and wall time, so that methods can be compared at the compute a user will pay.
+        "calls_per_sample": {**{k: v / len(indices) for k, v in nfe.items()},
+                             "total": sum(nfe.values()) / len(indices)},
         "wall_seconds": round(wall, 3),
+        "wall_seconds_per_sample": round(wall / max(num_decoded, 1), 6),
         "naturalness": naturalness,
         "decoder_settings": settings,
         # Memoised/pooled CPU oracles (rewards/pool.py): rank zero's counts.

@@ -32,6 +32,35 @@ def kmer_correlation(tokens: torch.Tensor, reference: np.ndarray, vocab_size: in
     return float(np.corrcoef(kmer_frequencies(tokens, vocab_size, k), reference)[0, 1])
 
 
+def unique_fraction(samples: torch.Tensor) -> float:
+    """The fraction of distinct objects among the samples (exact copies count once)."""
+    flat = samples.reshape(samples.shape[0], -1)
+    return float(torch.unique(flat, dim=0).shape[0] / max(samples.shape[0], 1))
+
+
+def token_diversity(tokens: torch.Tensor, vocab_size: int) -> float:
+    """Mean pairwise Hamming distance between sequences as a fraction of their length, over all
+    pairs i != j (0: all identical; about 1 - 1/V for independent uniform sequences). Computed
+    from per-position token counts: the pairs that agree at a position are sum_v c_v (c_v - 1)."""
+    n = tokens.shape[0]
+    if n < 2:
+        return float("nan")
+    counts = torch.nn.functional.one_hot(tokens.long(), vocab_size).sum(dim=0).double()  # (L, V)
+    agreeing = (counts * (counts - 1)).sum(dim=-1) / (n * (n - 1))  # (L,)
+    return float(1.0 - agreeing.mean())
+
+
+def pairwise_rms_distance(samples: torch.Tensor) -> float:
+    """Mean root-mean-square difference between two different samples (continuous objects,
+    e.g. images in [-1, 1]), over all pairs i != j."""
+    n = samples.shape[0]
+    if n < 2:
+        return float("nan")
+    flat = samples.reshape(n, -1).double()
+    dist = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+    return float(dist.sum() / (n * (n - 1)))
+
+
 def load_kmer_reference(path: str | Path) -> np.ndarray | None:
     path = Path(path)
     if not path.is_file():
@@ -96,10 +125,14 @@ def sequence_naturalness(
     num_estimates: int = 16,
 ) -> dict[str, float]:
     """ELBO log-likelihood under the pre-trained model (nats per sequence), 3-mer correlation
-    with held-out real windows, and the fraction of unique sequences."""
+    with held-out real windows, the fraction of unique sequences and their diversity (mean
+    pairwise Hamming distance per position)."""
     out = elbo_log_likelihood(samples, diffusion=diffusion, seed=seed, batch_size=batch_size,
                               num_estimates=num_estimates)
-    out["unique_fraction"] = len({tuple(r) for r in samples.tolist()}) / samples.shape[0]
+    out["unique_fraction"] = unique_fraction(samples)
+    diversity = token_diversity(samples, vocab_size)
+    if diversity == diversity:  # not NaN: needs two samples
+        out["diversity"] = diversity
     if kmer_reference is not None:
         out["kmer3_correlation"] = kmer_correlation(samples, kmer_reference, vocab_size)
     return out

@@ -2,26 +2,47 @@
 
 ``ImageNaturalness(samples, diffusion=..., seed=...)`` returns (all floats):
 
+- ``unique_fraction``: the fraction of distinct images (as stored, uint8 pixels), and
+  ``diversity``: the mean root-mean-square pixel difference between two different samples (in
+  the [-1, 1] pixel units the model works in): copies and collapse onto one shape show here.
 - ``log_likelihood`` / ``log_likelihood_median``: the DDPM ELBO under the pre-trained model
   (nats per image, summed over pixels; a continuous density, so it can be positive).
 - ``frechet_distance``: the Frechet distance (the formula of FID) between Gaussians fitted to
   the samples' and to real images' features, the features being the penultimate layer of the
-  digit classifier (``train.py stage=oracle domain=image``): the input of its last linear
-  layer, 64 numbers for the shipped classifier. Lower is closer to real digits. The estimate
-  is biased upward for small sample counts, so ``frechet_distance_real`` reports the same
-  statistic for an equally large random subset of the real images: the floor to compare
-  against. Needs at least 2 samples.
+  naturalness classifier (below): the input of its last linear layer, 64 numbers for the
+  shipped one. Lower is closer to real digits. The estimate is biased upward for small sample
+  counts, so ``frechet_distance_real`` reports the same statistic for an equally large random
+  subset of the real images: the floor to compare against. Its scale is the classifier's own
+  (a floor of about 1 for the shipped judge at 64 samples, about 19 in the reward classifier's
+  features), and it also rises with mode collapse (the 64 zeros of ``reward=digit
+  decoder=svdd_pm`` score about 29 against the floor of 1). Needs at least 2 samples.
 - ``digit_rate``: the fraction of samples the classifier assigns to some class with a
   probability above ``confidence_threshold`` ("looks like a digit"), and ``digit_rate_real``
   the same rate on held-out real images (the validation split, unseen by the classifier) as
-  its calibration. Why 0.9: with a classifier trained for 800 steps (99.4% validation
-  accuracy), the rate at 0.9 is 98.3% on held-out real digits, 2-4% on uniform or Gaussian
-  pixel noise and 0% on blank images, 72% on 3x3-blurred digits and 63% on the average of two
-  different digits. 0.5 passes 39% of pure noise; 0.99 rejects 5% of real digits (and 30% of
-  two-digit blends). 0.9 keeps real digits in and noise out, and gives partial credit to
-  smudged shapes, which is what reward hacking of compressibility produces.
+  its calibration. Why 0.9, measured for the shipped naturalness classifier (100% validation
+  accuracy on the 180 held-out digits): the rate at 0.9 is 97.8% on held-out real digits, 0.1%
+  on uniform and 0.6% on Gaussian pixel noise (2,000 images each), 0% on blank images (every
+  pixel -1, 0 or +1), 21% on 3x3-blurred digits and 21% on the average of two different digits.
+  0.5 passes 11-23% of pure noise and 79% of blurred digits; 0.99 rejects 14% of real digits.
+  0.9 keeps real digits in and noise out; smudged shapes get little credit from this judge
+  (the reward's classifier passes 72% of blurred digits and 4-5% of noise at 0.9).
 - ``class_entropy_bits``: entropy of the histogram of predicted classes (log2(10) = 3.32 for
   a uniform mix of the 10 digits, 0 when every sample is the same digit): mode collapse.
+
+The classifier (``classifier``; the image domain config points it at ``checkpoints/image/
+naturalness_classifier.ckpt``) is an independent judge, deliberately NOT the classifier the
+``digit`` reward scores with (``checkpoints/image/oracle_digit.ckpt``): another architecture
+(:class:`~svdd_lightning.networks.image.PrototypeClassifier`, LeNet-style convolutions and a
+distance-to-prototype head, against the reward's GroupNorm
+:class:`~svdd_lightning.networks.image.ImageClassifier`) trained by the same oracle stage on the
+same split with another seed (``train.py stage=oracle domain=image seed=1
+oracle.network='${naturalness_network}'``). Judged by the reward's own classifier, samples that
+exploit it (pixels pushed along its gradient) look like perfect digits and reward hacking is
+invisible; an independent judge shows it as a drop of ``digit_rate``. Measured: uniform noise
+pushed by 30 signed-gradient steps (0.05 each) on the reward's log p(0) reaches a reward of
+-0.000 nats; the reward's classifier calls all of it a confident "0" (digit_rate 1.0, class
+entropy 0), the shipped judge only 25% of it (class entropy 1.9 bits). Do not point
+``classifier`` at the reward's checkpoint.
 
 The real images come from ``reference``, a small ``.npz`` that ``train.py stage=pretrain``
 writes next to the pre-trained checkpoint (:meth:`write_reference`: up to 2,000 real images as
@@ -39,7 +60,7 @@ import torch
 from torch import Tensor, nn
 
 from svdd_lightning.diffusion.base import Diffusion
-from svdd_lightning.metrics import elbo_log_likelihood
+from svdd_lightning.metrics import elbo_log_likelihood, pairwise_rms_distance, unique_fraction
 from svdd_lightning.atomic import atomic_path
 
 MAX_REFERENCE_IMAGES = 2000
@@ -113,7 +134,8 @@ class ImageNaturalness:
     ) -> None:
         """
         Args:
-            classifier: an image classification oracle checkpoint (the digit classifier).
+            classifier: an image classification oracle checkpoint: an independent judge, not the
+                reward's classifier (see the module docstring).
             reference: real images written by :meth:`write_reference` (``real_images.npz``).
             confidence_threshold: max class probability above which a sample "looks like a digit".
             num_estimates: stratified timesteps of the ELBO estimate per image.
@@ -180,7 +202,10 @@ class ImageNaturalness:
         return {k: float(v) for k, v in out.items() if math.isfinite(v)}
 
     def compute(self, samples: Tensor, *, diffusion: Diffusion | None, seed: int) -> dict[str, float]:
-        out: dict[str, float] = {}
+        # Distinct images as the files store them (uint8 pixels); diversity in [-1, 1] pixel units.
+        out: dict[str, float] = {"unique_fraction": unique_fraction(torch.from_numpy(images_to_uint8(samples)))}
+        if samples.shape[0] >= 2:
+            out["diversity"] = pairwise_rms_distance(samples)
         if diffusion is not None:
             out.update(elbo_log_likelihood(samples, diffusion=diffusion, seed=seed, batch_size=self.batch_size,
                                            num_estimates=self.num_estimates))

@@ -16,8 +16,10 @@ from tests.helpers import gc_reward, tiny_masked, tiny_value
 B = 4
 
 
-def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0):
-    reward = gc_reward()
+def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=None, learned_value=None):
+    """A decoder of ``kind`` on ``diffusion``; the reward (default: GC content) and SVDD-MC's
+    learned value (default: the tiny sequence value) can be swapped for other domains."""
+    reward = gc_reward() if reward is None else reward
     if kind == "pretrained":
         return PretrainedSampler(reward=reward)
     if kind == "best_of_n":
@@ -26,7 +28,8 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0):
         return SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
                     alpha=alpha)
     if kind == "svdd_mc":
-        return SVDD(reward=reward, value=tiny_value(diffusion.num_steps), num_candidates=m, alpha=alpha)
+        value = tiny_value(diffusion.num_steps) if learned_value is None else learned_value
+        return SVDD(reward=reward, value=value, num_candidates=m, alpha=alpha)
     if kind == "smc":
         return SMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), alpha=0.05)
     if kind == "svdd_r":
@@ -42,16 +45,30 @@ KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps"
 POPULATION_KINDS = {"smc", "svdd_r"}
 
 
-class TestDecoderContract:
+class DecoderContract:
+    """Every decoder of KINDS on one diffusion. A subclass (one per diffusion) provides
+    ``make_diffusion``, ``make_reward`` and ``make_learned_value`` (SVDD-MC's value)."""
+
+    def make_diffusion(self):  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def make_reward(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def make_learned_value(self, diffusion):  # pragma: no cover
+        raise NotImplementedError
+
+    def build(self, kind: str):
+        d = self.make_diffusion()
+        return d, make_decoder(kind, d, reward=self.make_reward(), learned_value=self.make_learned_value(d))
+
     @pytest.fixture(params=KINDS)
     def setup(self, request):
-        d = tiny_masked()
-        return d, make_decoder(request.param, d)
+        return self.build(request.param)
 
     @pytest.fixture(params=sorted(set(KINDS) - POPULATION_KINDS))
     def independent(self, request):
-        d = tiny_masked()
-        return d, make_decoder(request.param, d)
+        return self.build(request.param)
 
     def test_output_types_and_shapes(self, setup):
         d, dec = setup
@@ -65,7 +82,7 @@ class TestDecoderContract:
     def test_rewards_are_rewards_of_samples(self, setup):
         d, dec = setup
         out = dec(d, B, ops.make_generators(0, range(B)))
-        torch.testing.assert_close(out.rewards, gc_reward()(out.samples))
+        torch.testing.assert_close(out.rewards, self.make_reward()(out.samples))
 
     def test_deterministic_and_stateless(self, setup):
         d, dec = setup
@@ -83,6 +100,19 @@ class TestDecoderContract:
         d, dec = setup
         with pytest.raises(ValueError, match="one generator per sample"):
             dec(d, B, ops.make_generators(0, range(B - 1)))
+
+
+class TestDecoderContract(DecoderContract):
+    """The decoder contract on masked diffusion (GC-content reward)."""
+
+    def make_diffusion(self):
+        return tiny_masked()
+
+    def make_reward(self):
+        return gc_reward()
+
+    def make_learned_value(self, diffusion):
+        return tiny_value(diffusion.num_steps)
 
 
 @pytest.mark.parametrize("kind", ["svdd_pm", "svdd_mc"])
@@ -152,3 +182,25 @@ def test_select_candidates_alpha_zero_is_argmax_and_large_alpha_is_spread():
     assert (counts > 0.25).all()
     with pytest.raises(ValueError):
         ops.select_candidates(values, -1.0, gens)
+
+
+def test_last_step_scores_clean_candidates_once_with_the_reward():
+    """v_0 = r: the learned value is never read at t = 0 (its rollouts hold t = T..1), and the final
+    step's M identical candidates (the argmax step) are proposed and scored once."""
+    from svdd_lightning.values.learned import LearnedValue
+
+    class RecordingValue(LearnedValue):
+        def forward(self, x_t, t):
+            self.times.extend(t.tolist())
+            return super().forward(x_t, t)
+
+    d = tiny_masked()
+    m = 3
+    value = RecordingValue(network=tiny_value(d.num_steps).network, num_steps=d.num_steps)
+    value.times = []
+    out = SVDD(reward=gc_reward(), value=value, num_candidates=m)(d, B, ops.make_generators(0, range(B)))
+    assert 0 not in value.times and min(value.times) == 1
+    assert out.info["nfe"] == {"denoiser": B * d.num_steps, "value": B * m * (d.num_steps - 1), "reward": B}
+    pm = SVDD(reward=gc_reward(), value=PosteriorMeanValue(reward=gc_reward(), diffusion=d), num_candidates=m)
+    calls = pm(d, B, ops.make_generators(0, range(B))).info["nfe"]
+    assert calls["reward"] == B * ((d.num_steps - 1) * m + 1)

@@ -20,13 +20,14 @@ from svdd_lightning.errors import CheckpointError, ConfigError, DataError
 from svdd_lightning.formats_image import ImageFormat
 from svdd_lightning.metrics_image import ImageNaturalness, frechet_distance
 from svdd_lightning.modules.oracle import OracleModule
-from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser
+from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser, PrototypeClassifier
 from svdd_lightning.networks.image_value import ImageValueNet
 from svdd_lightning.networks.sequence import SequenceRegressor
 from svdd_lightning.rewards.image import CompressibilityReward, DigitReward
-from svdd_lightning.rewards.oracle import OracleReward
+from svdd_lightning.rewards.oracle import OracleReward, build_oracle_network
 from tests.contracts import RewardContract
 
+from tests.helpers import ROOT  # noqa: E402
 from tests.helpers import TINY as DNA_TINY  # noqa: E402
 from tests.helpers import run  # noqa: E402
 
@@ -292,10 +293,97 @@ def test_naturalness_real_digits_beat_noise(tmp_path, digits, classifier_ckpt):
         assert key in real and np.isfinite(real[key]), key
     assert 0.0 <= real["digit_rate"] <= 1.0
     assert real["frechet_distance"] < noise["frechet_distance"]
-    # Without classifier and reference only the likelihood is reported.
+    # Without classifier and reference only the likelihood and the diversity are reported.
     bare = ImageNaturalness(classifier=str(tmp_path / "none.ckpt"), num_estimates=2)(
         digits.val_images[:4], diffusion=diffusion, seed=0)
-    assert set(bare) == {"log_likelihood", "log_likelihood_median"}
+    assert set(bare) == {"log_likelihood", "log_likelihood_median", "unique_fraction", "diversity"}
+    copies = ImageNaturalness(classifier=None, num_estimates=2)(
+        digits.val_images[:1].repeat(4, 1, 1, 1), diffusion=None, seed=0)
+    assert copies["unique_fraction"] == 0.25 and copies["diversity"] == 0.0
+    assert bare["unique_fraction"] == 1.0 and bare["diversity"] > 0.1
+
+
+# --------------------------------------------------------------------------------------- #
+# The naturalness judge: a classifier independent of the digit reward's
+# --------------------------------------------------------------------------------------- #
+
+REWARD_CLASSIFIER = ROOT / "checkpoints/image/oracle_digit.ckpt"
+JUDGE = ROOT / "checkpoints/image/naturalness_classifier.ckpt"
+REAL_IMAGES = ROOT / "checkpoints/image/real_images.npz"
+
+
+def test_prototype_classifier_is_per_sample_and_unsure_far_from_every_class():
+    torch.manual_seed(0)
+    net = PrototypeClassifier(num_classes=10, width=4, features=8, log_floor=-10.0).eval()
+    x = random_images(5)
+    out = net(x)
+    assert out.shape == (5, 10)
+    torch.testing.assert_close(net(x[2:3]), out[2:3], atol=1e-5, rtol=1e-5)
+    # Features far from every prototype: every logit at the floor, a uniform softmax.
+    far = net(x * 1e4)
+    torch.testing.assert_close(torch.softmax(far, -1), torch.full_like(far, 0.1), atol=1e-4, rtol=0)
+    # The last linear layer (whose input the Frechet distance takes as features) is the prototype head.
+    from svdd_lightning.metrics_image import last_linear
+
+    assert last_linear(net) is net.head and net.head.bias is None
+    with pytest.raises(ValueError, match="divisible by 4"):
+        PrototypeClassifier(image_size=6)
+    with pytest.raises(ValueError, match="got \\(2, 1, 4, 4\\)"):
+        net(torch.zeros(2, 1, 4, 4))
+
+
+def test_shipped_naturalness_judge_is_independent_of_the_reward_classifier(digits):
+    judge, judge_meta = build_oracle_network(str(JUDGE), domain="image")
+    reward_net, reward_meta = build_oracle_network(str(REWARD_CLASSIFIER), domain="image")
+    assert JUDGE.stat().st_size < 300_000
+    assert judge_meta["task"] == "classification" and judge_meta["num_classes"] == 10
+    # Another architecture: other class, no parameter in common (names or shapes).
+    assert judge_meta["network"]["_target_"] != reward_meta["network"]["_target_"]
+    assert isinstance(judge, PrototypeClassifier) and not isinstance(judge, ImageClassifier)
+    judge_params = {(k, tuple(v.shape)) for k, v in judge.state_dict().items()}
+    reward_params = {(k, tuple(v.shape)) for k, v in reward_net.state_dict().items()}
+    assert not judge_params & reward_params
+    # It classifies held-out digits (the split neither classifier trained on) well, and rejects noise.
+    with torch.no_grad():
+        probs = torch.softmax(judge(digits.val_images), -1)
+        noise = torch.softmax(judge(random_images(500, seed=1)), -1)
+    assert (probs.argmax(-1) == digits.val_labels).float().mean() >= 0.98
+    assert (probs.max(-1).values > 0.9).float().mean() >= 0.95
+    assert (noise.max(-1).values > 0.9).float().mean() <= 0.05
+    assert judge_meta["val_metrics"]["val/accuracy"] >= 0.98
+
+
+def test_judge_sees_reward_hacking_the_reward_classifier_hides():
+    """Noise pushed along the reward's gradient: the reward's classifier calls it a confident 0,
+    the independent judge does not."""
+    reward = DigitReward(checkpoint=str(REWARD_CLASSIFIER), target_class=0)
+    x = random_images(64, seed=0)
+    for _ in range(30):
+        x.requires_grad_(True)
+        (grad,) = torch.autograd.grad(reward(x).sum(), x)
+        x = (x.detach() + 0.05 * grad.sign()).clamp(-1, 1)
+    assert reward(x).median() > -0.01
+    old = ImageNaturalness(classifier=str(REWARD_CLASSIFIER), reference=str(REAL_IMAGES))(x, diffusion=None, seed=0)
+    new = ImageNaturalness(classifier=str(JUDGE), reference=str(REAL_IMAGES))(x, diffusion=None, seed=0)
+    assert old["digit_rate"] >= 0.9 and old["class_entropy_bits"] < 0.5
+    assert new["digit_rate"] <= 0.5 and new["class_entropy_bits"] > 1.0
+    assert new["digit_rate_real"] >= 0.95
+
+
+def test_image_domain_config_judges_naturalness_with_the_independent_classifier():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("decode", overrides=["domain=image", "reward=digit"])
+    assert cfg.naturalness.classifier == "checkpoints/image/naturalness_classifier.ckpt"
+    assert cfg.reward.checkpoint == "checkpoints/image/oracle_digit.ckpt"
+    assert instantiate(cfg.naturalness).load_classifier() is not None
+    # The shipped judge was trained from the domain's naturalness_network node (README, Training).
+    meta = torch.load(JUDGE, map_location="cpu", weights_only=False)["svdd"]
+    assert meta["network"] == OmegaConf.to_container(cfg.naturalness_network, resolve=True)
+    assert isinstance(instantiate(cfg.naturalness_network), PrototypeClassifier)
 
 
 # --------------------------------------------------------------------------------------- #
@@ -352,6 +440,19 @@ def test_oracle_stage_on_multiple_label_columns_is_a_clear_error(workdir, labell
                "data.label_columns=[HepG2,K562]", "trainer.max_steps=1", "logger=none",
                f"output_dir={workdir / 'dna-oracle-bad'}", *DNA_TINY, tmp=workdir, check=False)
     assert proc.returncode == 2 and "one label column" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_oracle_stage_trains_the_naturalness_judge(workdir):
+    out = workdir / "img-judge"
+    proc = run("train.py", "stage=oracle", "domain=image", "seed=1", "oracle.network=${naturalness_network}",
+               "naturalness_network.width=4", "naturalness_network.features=8", "trainer.max_steps=3",
+               "logger=none", f"output_dir={out}", *IMAGE_TINY, tmp=workdir)
+    assert "val/accuracy" in proc.stdout
+    meta = torch.load(out / "oracle.ckpt", weights_only=False)["svdd"]
+    assert meta["network"]["_target_"] == "svdd_lightning.networks.image.PrototypeClassifier"
+    assert meta["network"]["width"] == 4 and meta["num_classes"] == 10
+    net, _ = build_oracle_network(str(out / "oracle.ckpt"), domain="image")
+    assert isinstance(net, PrototypeClassifier)
 
 
 def test_image_oracle_pretrain_and_decode(workdir):

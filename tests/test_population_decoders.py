@@ -12,6 +12,7 @@ from svdd_lightning.decoders.smc import SMC
 from svdd_lightning.decoders.svdd import SVDD, SVDDR
 from svdd_lightning.rewards.rna import MFEReward
 from svdd_lightning.values.base import ValueFunction
+from svdd_lightning.values.learned import LearnedValue
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from tests.helpers import gc_reward, tiny_masked, tiny_value
 
@@ -70,12 +71,53 @@ def test_seed_batches_are_fixed_runs_of_global_indices():
 
 
 # -- SMC ---------------------------------------------------------------------------------------
-def test_smc_with_a_constant_value_is_pretrained_sampling():
+class ConstantReward(type(gc_reward())):
+    def forward(self, x0):
+        return torch.full((x0.shape[0],), 0.7)
+
+
+def test_smc_with_a_constant_value_and_reward_is_pretrained_sampling():
     d = tiny_masked()
-    out = SMC(reward=gc_reward(), value=ConstantValue(), alpha=0.1)(d, B, gens())
+    out = SMC(reward=ConstantReward(), value=ConstantValue(), alpha=0.1)(d, B, gens())
     assert torch.equal(out.samples, pretrained(d).samples)
     assert out.info["resampled_steps"] == 0
     assert out.info["trace"]["ess_fraction"] == pytest.approx([1.0] * d.num_steps)
+
+
+def test_smc_weights_its_particles_by_the_reward_at_the_last_step():
+    """v_0 = r: with a constant value the only weight is the last, exp((r - v) / alpha); kept as
+    weights (final_resampling=false) the particles are pre-trained samples with those weights."""
+    d = tiny_masked()
+    reward, alpha = gc_reward(), 0.1
+    out = SMC(reward=reward, value=ConstantValue(), alpha=alpha, final_resampling=False)(d, B, gens())
+    plain = pretrained(d)
+    assert torch.equal(out.samples, plain.samples)
+    expected = ops.log_normalize((reward(plain.samples).double() - 0.7) / alpha).float()
+    torch.testing.assert_close(out.log_weights, expected)
+
+
+def test_smc_returns_samples_of_its_target_by_a_final_resampling():
+    d = tiny_masked()
+    reward = gc_reward()
+    out = SMC(reward=reward, value=ConstantValue(), alpha=0.02)(d, B, gens())
+    plain = pretrained(d)
+    rows = {tuple(r) for r in plain.samples.tolist()}
+    assert all(tuple(r) in rows for r in out.samples.tolist())  # drawn from the particles
+    assert torch.equal(out.log_weights, torch.zeros(B))  # equally weighted
+    assert out.rewards.mean() >= plain.rewards.mean()
+    torch.testing.assert_close(out.rewards, reward(out.samples))
+
+
+def test_smc_with_k_particles_per_sample():
+    d = tiny_masked()
+    reward = gc_reward()
+    value = tiny_value(d.num_steps)
+    out = SMC(reward=reward, value=value, alpha=0.5, num_candidates=3)(d, B, gens())
+    assert out.samples.shape == (B, *d.event_shape)
+    n = out.info["nfe"]
+    assert n["denoiser"] == B * 3 * d.num_steps
+    # The learned value reads t = T .. 1 (T + 0 .. T - 1 steps); the reward scores the clean particles.
+    assert n["value"] == B * 3 * d.num_steps and n["reward"] == B * 3
 
 
 def test_smc_resamples_and_raises_reward_with_a_sharp_value():
@@ -84,9 +126,11 @@ def test_smc_resamples_and_raises_reward_with_a_sharp_value():
     n = 64
     out = SMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=d), alpha=0.01)(d, n, gens(5, n))
     assert out.info["resampled_steps"] > 0
-    assert torch.isfinite(out.log_weights).all()
-    torch.testing.assert_close(out.log_weights.exp().sum(), torch.tensor(1.0))
     assert out.rewards.median() > pretrained(d, 5, n).rewards.median()
+    weighted = SMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=d), alpha=0.01,
+                   final_resampling=False)(d, n, gens(5, n))
+    assert torch.isfinite(weighted.log_weights).all()
+    torch.testing.assert_close(weighted.log_weights.exp().sum(), torch.tensor(1.0))
 
 
 def test_smc_is_deterministic_per_batch():
@@ -97,7 +141,9 @@ def test_smc_is_deterministic_per_batch():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"alpha": 0.0}, "alpha"), ({"ess_threshold": 1.5}, "ess_threshold"),
-                                            ({"resampling": "stratified"}, "resampling")])
+                                            ({"resampling": "stratified"}, "resampling"),
+                                            ({"num_candidates": 0}, "num_candidates"),
+                                            ({"num_candidates": 2, "final_resampling": False}, "final_resampling")])
 def test_smc_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SMC(reward=gc_reward(), value=ConstantValue(), **kwargs)
@@ -152,10 +198,41 @@ def test_dps_guides_with_the_learned_value_when_the_reward_has_no_gradient():
     dec = DPS(reward=MFEReward(), value=tiny_value(d.num_steps), guidance_scale=1.0)
     assert "value" in dec.settings()["guided_by"]
     out = dec(d, B, gens())
-    assert out.info["nfe"]["value"] == B * d.num_steps
+    assert out.info["nfe"]["value"] == B * (d.num_steps - 1)  # the final, noise-free step is unguided
     assert not torch.equal(out.samples, pretrained(d).samples)
+
+
+class RecordingValue(LearnedValue):
+    """A learned value that records the steps it is read at."""
+
+    def forward(self, x_t, t):
+        self.times.extend(t.tolist())
+        return super().forward(x_t, t)
+
+
+def test_dps_leaves_the_final_step_unguided():
+    d = tiny_masked()
+    value = RecordingValue(network=tiny_value(d.num_steps).network, num_steps=d.num_steps)
+    value.times = []
+    n = DPS(reward=MFEReward(), value=value, guidance_scale=50.0)(d, B, gens()).info["nfe"]
+    assert n["value"] == B * (d.num_steps - 1) and n["denoiser"] == B * d.num_steps
+    assert 0 not in value.times  # never read at t = 0, where v_0 = r
 
 
 def test_dps_refuses_to_run_without_any_gradient():
     with pytest.raises(ValueError, match="not differentiable"):
         DPS(reward=MFEReward(), value=None)
+
+
+def test_svdd_r_replaces_a_random_fraction_by_default_and_lowest_on_request():
+    d = tiny_masked(seq_len=16, num_steps=8)
+    reward = gc_reward()
+    value = PosteriorMeanValue(reward=reward, diffusion=d)
+    n = 32
+    run = lambda **kw: SVDDR(reward=reward, value=value, num_candidates=2, resample_fraction=0.25,  # noqa: E731
+                             resample_alpha=0.05, **kw)(d, n, gens(5, n))
+    assert SVDDR(reward=reward, value=value).settings()["replace"] == "random"
+    assert torch.equal(run().samples, run(replace="random").samples)
+    assert not torch.equal(run().samples, run(replace="lowest").samples)
+    with pytest.raises(ValueError, match="replace"):
+        SVDDR(reward=reward, value=value, replace="worst")

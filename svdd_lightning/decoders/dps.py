@@ -8,14 +8,15 @@ Each step makes one pre-trained proposal, steered by a gradient:
   value v(x_t, t) (classifier guidance);
 - discrete (masked) models, as in the reference code: the denoiser's token log-probabilities at
   masked positions are shifted by scale * g, with g the gradient of r (or of the learned value at
-  t = 0) at the soft one-hot x0-hat (the denoiser's probabilities), and the proposal samples from
+  t = 1, the least-noisy step it was trained on) at the soft one-hot x0-hat (the denoiser's probabilities), and the proposal samples from
   the shifted distribution.
 
 Where the reward has no gradient (QED, SA, MFE, JPEG size), DPS guides with the learned SVDD-MC
 value instead and says so in ``settings()["guided_by"]``; with neither it refuses to run rather
 than silently doing nothing. The gradient is rescaled to unit root-mean-square per sample, so
 ``guidance_scale`` means the same for rewards of any units (DPS itself divides its step by a
-residual norm for the same reason); scale 0 is pre-trained sampling.
+residual norm for the same reason); scale 0 is pre-trained sampling. The final, noise-free step
+(t = 1 -> 0) is taken unguided, as in DPS.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class DPS(Decoder):
         probs = diffusion.denoise(x, t)  # (B, L, V); unmasked positions are one-hot
         with torch.enable_grad():
             soft = probs.detach().requires_grad_(True)
-            objective = self._objective(soft, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+            # The soft x0-hat is (nearly) clean. A learned value is read at t = 1, the least-noisy
+            # step its rollouts hold (it never saw t = 0, where v_0 = r); the reward ignores t.
+            objective = self._objective(soft, torch.ones(x.shape[0], dtype=torch.long, device=x.device))
             (grad,) = torch.autograd.grad(objective.sum(), soft)
         shift = self.guidance_scale * unit_rms(grad)
         guided = torch.softmax(probs.clamp_min(1e-30).log() + shift, dim=-1)
@@ -102,11 +105,17 @@ class DPS(Decoder):
         x = diffusion.prior(batch_size, generators)
         continuous = x.dtype.is_floating_point
         for t in self.steps(diffusion):
+            calls.denoiser += batch_size
+            if t == 1:
+                # The final, noise-free step (x0-hat itself, or the argmax of every mask): DPS's
+                # guidance corrects a noisy step, and here a shift would only move the output off
+                # the model's own estimate, so the step is the pre-trained one.
+                x = diffusion.step(x, t, generators).prev_sample
+                continue
             if continuous:
                 x = self._continuous_step(diffusion, x, t, generators)
             else:
                 x = self._discrete_step(diffusion, x, t, generators)
-            calls.denoiser += batch_size
             if self.guide == "reward":
                 calls.reward += batch_size
             else:

@@ -77,6 +77,13 @@ class Diffusion(nn.Module, ABC):
         """M draws from p_pre(x_{t-1} | x_t): (B, M, *event). One network call (none when
         ``denoised``, the output of ``denoise(x_t, t)``, is passed in)."""
 
+    def is_deterministic_step(self, t: int) -> bool:
+        """Whether the step from ``t`` to ``t - 1`` draws nothing, so that every candidate
+        ``propose`` makes is the same object (masked diffusion's final argmax step, a DDIM step
+        with sigma = 0). Decoders then propose one candidate instead of M: the others would be
+        copies, scored again for nothing. False unless a subclass knows better."""
+        return False
+
     def step(
         self, x_t: Tensor, t: int | Tensor, generators: Generators, denoised: Tensor | None = None
     ) -> StepOutput:

@@ -157,6 +157,11 @@ class GaussianDiffusion(Diffusion):
         return x0
 
     # -- contract -----------------------------------------------------------------------
+    def is_deterministic_step(self, t: int) -> bool:
+        # sigma_t = 0: with eta = 0 at every step, and at t = 1 for any eta (a_prev = 1, so the
+        # step lands on x0-hat itself).
+        return float(self.ddim_sigma[int(t)]) == 0.0
+
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
         if len(generators) != batch_size:
             raise ValueError(f"prior needs one generator per sample: batch_size={batch_size}, got {len(generators)}")

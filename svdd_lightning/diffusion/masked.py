@@ -42,6 +42,10 @@ class MaskedDiffusion(Diffusion):
         return t.float() / self.num_steps
 
     # -- contract -----------------------------------------------------------------------
+    def is_deterministic_step(self, t: int) -> bool:
+        # At t = 1 every remaining mask becomes the denoiser's argmax: nothing is drawn.
+        return int(t) == 1
+
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
         return torch.full((batch_size, self.seq_len), self.mask_index, dtype=torch.long, device=self.device)
 

@@ -49,3 +49,14 @@ def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, 
                        denoiser_calls=sum(p.denoiser_calls for p in parts),
                        value_calls=sum(p.value_calls for p in parts),
                        reward_calls=sum(p.reward_calls for p in parts))
+
+
+def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor, t: int,
+                 max_batch: int | None = None) -> ValueOutput:
+    """The soft value of states at step ``t``, as decoders must read it: at t = 0 the objects are
+    clean and v_0 = r by definition, so the reward scores them (a learned value never saw t = 0:
+    its rollouts store t = T..1); at t >= 1 the value, in chunks of at most ``max_batch``."""
+    if int(t) == 0:
+        return ValueOutput(values=reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
+                           reward_calls=x_t.shape[0])
+    return evaluate_in_chunks(value, diffusion, x_t, t, max_batch)
