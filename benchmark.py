@@ -1,20 +1,29 @@
-"""Regenerate the paper's comparison (Table 1) on all four domains with one command.
+"""Regenerate the paper's comparison (Table 1) on all four domains with one command, with error bars
+and an inference-time scaling comparison.
 
     python benchmark.py --quick --output_dir DIR     # the four default tasks, small runs (minutes on a laptop)
     python benchmark.py --output_dir DIR             # every task, the acceptance-size runs
+    python benchmark.py --report_only --output_dir DIR   # redraw the report and plots of a finished run
 
 Runs pretrained, best_of_n, dps, smc, svdd_mc, svdd_pm and svdd_r through decode.py's own code
-path (in-process, one composed Hydra config per run) and writes to DIR:
+path (in-process, one composed Hydra config per run, ``logger=none``) and writes to DIR:
 
-- ``benchmark.json``: one row per (domain, reward, decoder) with median, q90, mean, calls per
-  sample (``nfe``), ``wall_seconds`` and the domain's naturalness metrics; runs that cannot be
-  made (no SVDD-MC value shipped for that reward) are rows with ``skipped``, never left out;
-  plus the ablation over M;
-- ``benchmark.md``: a table shaped like the paper's Table 1 (median / q90 per task and method)
-  and per-task detail tables (naturalness, calls, wall time);
-- ``boxplots.png`` (rewards per method, one panel per task) and ``ablation_m.png`` (SVDD-PM and
-  Best-of-N median reward against M at equal denoiser calls);
-- ``runs/<domain>-<reward>-<decoder>/``: each run's decode.py outputs.
+- ``benchmark.json``: ``rows``, one per (domain, reward, decoder) at the mode's M, with median and
+  q90 and their 95% bootstrap intervals (``median_ci``, ``q90_ci``: scipy.stats.bootstrap,
+  percentile method, 2,000 resamples, a fixed seed), ``calls_per_sample`` {denoiser, value,
+  reward, total}, ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
+  metrics; ``scaling``, the same per (domain, reward, decoder, budget) for budgets 1, 2, 4, 8,
+  16 (quick mode: 1, 2, 4) passed as ``decoder.num_candidates``; ``checks``, the interval-aware
+  ordering checks. Runs that cannot be made (no SVDD-MC value shipped for that reward) are rows
+  with ``skipped``, never left out;
+- ``benchmark.md``: tables shaped like the paper's Table 1 (median and q90 with intervals), the
+  ordering checks, per-task detail (naturalness, calls, wall time) and the scaling tables;
+- ``boxplots.png`` (rewards per method), ``scaling_<domain>_<reward>.png`` (median reward with its
+  95% interval against wall seconds and against calls per sample, one line per method, points
+  labelled with their budget) and ``ablation_m.png`` (SVDD-PM against Best-of-N over M, drawn
+  from the scaling rows of the ablation task: nothing runs twice);
+- ``runs/``: each run's decode.py outputs; ``wandb/``: with ``--logger wandb`` (the default;
+  offline unless W&B is configured), one W&B run per row, all in one group.
 
 Best-of-N is matched to SVDD-PM's denoiser calls: N = M chains cost T * M calls per sample,
 SVDD-PM 1 + (T - 1) * M (it reuses the chosen candidate's denoiser output).
@@ -26,15 +35,19 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from svdd_lightning.atomic import atomic_write_text
+from svdd_lightning.atomic import atomic_path, atomic_write_text
+from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
 
 REPO = Path(__file__).resolve().parent
 DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r"]
+# One draw per step whatever decoder.num_candidates says: one point (budget 1) in the scaling comparison.
+SINGLE_POINT = ("pretrained", "dps")
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
 ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
              ("image", "compressibility"), ("image", "digit")]
@@ -42,24 +55,47 @@ ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("mole
 # the per-task tables).
 HEADLINE_NATURALNESS = {"dna": ("kmer3_correlation", "unique_fraction"), "rna": ("kmer3_correlation", "unique_fraction"),
                         "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance")}
+COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
+           "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange"}
+WANDB_PROJECT = "svdd-lightning-benchmark"
 
 
 @dataclass(frozen=True)
 class Mode:
     name: str
     tasks: tuple[tuple[str, str], ...]
-    num_samples: int
-    batch_size: int
-    num_candidates: int
-    ablation_task: tuple[str, str]
-    ablation_m: tuple[int, ...]
-    ablation_samples: int
+    num_samples: int  # per table cell
+    batch_size: int  # the population of SMC / SVDD-R
+    num_candidates: int  # M of the table
+    scaling_budgets: tuple[int, ...]  # decoder.num_candidates of the scaling comparison
+    scaling_samples: int  # per scaling point
+    scaling_batch_size: int
+    ablation_task: tuple[str, str]  # ablation_m.png: SVDD-PM against Best-of-N over M, from its scaling rows
+    # The tasks of the scaling comparison (the four default ones: the others double its time).
+    scaling_tasks: tuple[tuple[str, str], ...] = tuple(DEFAULT_TASKS)
 
 
+# Quick mode's scaling stops at budget 4: budgets 8 and 16 took 6 of its 12 minutes (18 in all) on 2 CPU cores.
 QUICK = Mode(name="quick", tasks=tuple(DEFAULT_TASKS), num_samples=24, batch_size=24, num_candidates=5,
-             ablation_task=("dna", "hepg2_motif"), ablation_m=(1, 2, 5, 10, 20), ablation_samples=8)
-FULL = Mode(name="full", tasks=tuple(ALL_TASKS), num_samples=64, batch_size=64, num_candidates=10,
-            ablation_task=("dna", "hepg2_motif"), ablation_m=(1, 2, 5, 10, 20), ablation_samples=32)
+             scaling_budgets=(1, 2, 4), scaling_samples=8, scaling_batch_size=8,
+             ablation_task=("dna", "hepg2_motif"))
+FULL = Mode(name="full", tasks=tuple(ALL_TASKS), num_samples=256, batch_size=64, num_candidates=10,
+            scaling_budgets=(1, 2, 4, 8, 16), scaling_samples=64, scaling_batch_size=64,
+            ablation_task=("dna", "hepg2_motif"))
+
+
+def mode_from(data: dict) -> Mode:
+    """The Mode recorded in a benchmark.json (older files lack the scaling fields: the named mode's)."""
+    base = QUICK if data.get("name") == "quick" else FULL
+    known = {f.name for f in fields(Mode)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in ("tasks", "scaling_tasks"):
+        if key in values:
+            values[key] = tuple(tuple(t) for t in values[key])
+    for key in ("ablation_task", "scaling_budgets"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return replace(base, **values)
 
 
 def compose_decode(overrides: list[str]):
@@ -81,6 +117,43 @@ def read_rewards(run_dir: Path) -> list[float]:
         return [float(row["reward"]) for row in csv.DictReader(handle)]
 
 
+def per_sample_costs(summary: dict) -> dict:
+    """calls_per_sample {denoiser, value, reward, total} and wall seconds per sample of one run:
+    decode.py's own fields when it writes them, else from nfe_per_sample and wall_seconds."""
+    calls = {k: float(v) for k, v in (summary.get("calls_per_sample") or summary["nfe_per_sample"]).items()}
+    if "total" not in calls:
+        calls["total"] = sum(calls.get(k, 0.0) for k in ("denoiser", "value", "reward"))
+    n = summary["num_samples"]
+    per_sample = summary.get("wall_seconds_per_sample")
+    return {"calls_per_sample": calls,
+            "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
+
+
+def complete_row(row: dict) -> dict:
+    """Add the bootstrap intervals (from ``rewards``) and, for rows of older benchmark.json files,
+    calls and wall time per sample (from ``nfe``)."""
+    if "skipped" in row:
+        return row
+    row.update(reward_intervals(row["rewards"]))
+    if "calls_per_sample" not in row:
+        calls = {k: float(v) for k, v in row["nfe"].items()}
+        row["calls_per_sample"] = {**calls, "total": sum(calls.values())}
+    row.setdefault("wall_seconds_per_sample", row["wall_seconds"] / row["num_samples"])
+    return row
+
+
+def failed(row: dict, exc: BaseException, run_dir: Path) -> dict:
+    """A row for a run that raised unexpectedly: shown as skipped with the error, its traceback in the
+    run's decode.log, and the benchmark exits non-zero at the end."""
+    import traceback
+
+    with open(run_dir / "decode.log", "a") as log:
+        traceback.print_exception(exc, file=log)
+    message = str(exc).strip().splitlines()
+    return {**row, "skipped": f"FAILED: {type(exc).__name__}: {' '.join(message)[:300]} (see {run_dir / 'decode.log'})",
+            "failed": True}
+
+
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
             seed: int, run_dir: Path) -> dict:
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
@@ -92,12 +165,19 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
                  f"batch_size={batch_size}", f"seed={seed}", f"decoder.num_candidates={num_candidates}",
                  f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false", "overwrite=true"]
-    row = {"domain": domain, "reward": reward, "decoder": decoder, "num_samples": num_samples}
+    row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
+           "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
+        cfg = compose_decode(overrides)
+        fraction = cfg.decoder.get("resample_fraction")
+        if fraction is not None and 0 < fraction and round(fraction * batch_size) == 0:
+            # SVDD-R would resample no member of so small a batch: it would repeat SVDD-PM's run.
+            return {**row, "skipped": f"a batch of {batch_size} is too small for {decoder}'s resampling "
+                                      f"(round({fraction} x {batch_size}) = 0 members): it would repeat svdd_pm"}
         # decode.py's report goes to the run's own log; the benchmark prints one line per run.
         with open(run_dir / "decode.log", "w") as log, contextlib.redirect_stdout(log):
-            summary = run_decode(compose_decode(overrides))
+            summary = run_decode(cfg)
     except SVDDError as exc:  # e.g. no SVDD-MC value shipped for this reward
         return {**row, "skipped": str(exc)}
     except InstantiationException as exc:  # a constructor refused, e.g. DPS without any gradient
@@ -106,21 +186,79 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
             cause = cause.__cause__
         if isinstance(cause, (SVDDError, ValueError)):
             return {**row, "skipped": str(cause)}
-        raise
+        return failed(row, exc, run_dir)
+    except Exception as exc:  # noqa: BLE001 - one broken cell must not lose the others' results
+        return failed(row, exc, run_dir)
     rewards = read_rewards(run_dir)
     stats = summary["reward_stats"]
-    settings = summary.get("decoder_settings", {})
-    return {
+    return complete_row({
         **row,
+        "num_samples": summary["num_samples"],
         "num_candidates": summary["num_candidates"],
         "median": stats["median"], "q90": stats["q90"], "mean": stats["mean"],
         "nfe": summary["nfe_per_sample"],
+        **per_sample_costs(summary),
         "wall_seconds": summary["wall_seconds"],
         "naturalness": summary["naturalness"],
-        "settings": settings,
+        "settings": summary.get("decoder_settings", {}),
         "rewards": rewards,
         "output_dir": str(run_dir),
-    }
+    })
+
+
+class CellLogger:
+    """One W&B run per benchmark row (table cell or scaling point), all in one group; offline
+    unless the user configured W&B (as for decode.py), under ``output_dir/wandb/``."""
+
+    def __init__(self, kind: str, out: Path, *, mode: str) -> None:
+        self.out, self.mode, self.enabled = out, mode, kind == "wandb"
+        self.group = f"{out.resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.offline = False
+        self.count = 0
+        if self.enabled:
+            from svdd_lightning.loggers import wandb_configured
+
+            self.offline = not wandb_configured()
+            if self.offline:
+                os.environ["WANDB_MODE"] = "offline"
+            os.environ.setdefault("WANDB_SILENT", "true")
+
+    def meta(self) -> dict | None:
+        if not self.enabled:
+            return None
+        return {"project": WANDB_PROJECT, "group": self.group, "offline": self.offline, "runs": self.count}
+
+    def log(self, row: dict, part: str) -> None:
+        if not self.enabled:
+            return
+        import wandb
+
+        name = f"{row['domain']}-{row['reward']}-{row['decoder']}" + (f"-b{row['budget']}" if part == "scaling" else "")
+        config = {"domain": row["domain"], "reward": row["reward"], "decoder": row["decoder"],
+                  "budget": row["budget"], "num_candidates": row.get("num_candidates", row["budget"]),
+                  "seed": row["seed"], "num_samples": row["num_samples"], "batch_size": row["batch_size"],
+                  "part": part, "mode": self.mode}
+        try:
+            run = wandb.init(project=WANDB_PROJECT, group=self.group, job_type=part, name=name, dir=str(self.out),
+                             config=config, reinit="finish_previous")
+            if "skipped" in row:
+                run.summary.update({"skipped": row["skipped"]})
+            else:
+                run.log({"reward/histogram": wandb.Histogram(row["rewards"]), "reward/count": len(row["rewards"])})
+                run.summary.update({k: row[k] for k in ("median", "q90", "mean", "median_ci", "q90_ci",
+                                                        "calls_per_sample", "wall_seconds",
+                                                        "wall_seconds_per_sample", "naturalness")})
+            run.finish()
+            self.count += 1
+        except Exception as exc:  # noqa: BLE001 - a logging failure must not lose the benchmark
+            print(f"W&B logging failed ({type(exc).__name__}: {exc}); the benchmark goes on without it", flush=True)
+            self.enabled = False
+
+    def hint(self) -> str | None:
+        if not (self.enabled and self.offline and self.count):
+            return None
+        return f"{self.count} W&B runs saved offline (group {self.group}); upload them with: " \
+               f"wandb sync {self.out / 'wandb'}/offline-run-*"
 
 
 def fmt(x: float) -> str:
@@ -129,13 +267,23 @@ def fmt(x: float) -> str:
     return f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
 
 
-def table1(rows: list[dict], tasks) -> list[str]:
+def fmt_ci(estimate: float, ci) -> str:
+    """``0.898 [0.871, 0.912]``: a point estimate and its 95% interval."""
+    return f"{fmt(estimate)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def find(rows: list[dict], domain: str, reward: str, decoder: str) -> dict | None:
+    return next((x for x in rows if (x["domain"], x["reward"], x["decoder"]) == (domain, reward, decoder)), None)
+
+
+def table1(rows: list[dict], tasks, stat: str = "median") -> list[str]:
+    """Table 1's shape: one line per task, one column per method, ``stat`` with its 95% interval."""
     lines = ["| Task | " + " | ".join(DECODERS) + " |", "|---|" + "---|" * len(DECODERS)]
     for domain, reward in tasks:
         cells = []
         for dec in DECODERS:
-            r = next((x for x in rows if (x["domain"], x["reward"], x["decoder"]) == (domain, reward, dec)), None)
-            cells.append("n/a" if r is None or "skipped" in r else f"{fmt(r['median'])} / {fmt(r['q90'])}")
+            r = find(rows, domain, reward, dec)
+            cells.append("n/a" if r is None or "skipped" in r else fmt_ci(r[stat], r[f"{stat}_ci"]))
         lines.append(f"| {domain} / {reward} | " + " | ".join(cells) + " |")
     return lines
 
@@ -146,7 +294,7 @@ def naturalness_table(rows: list[dict], tasks) -> list[str]:
         keys = HEADLINE_NATURALNESS.get(domain, ())
         cells = []
         for dec in DECODERS:
-            r = next((x for x in rows if (x["domain"], x["reward"], x["decoder"]) == (domain, reward, dec)), None)
+            r = find(rows, domain, reward, dec)
             if r is None or "skipped" in r:
                 cells.append("n/a")
             else:
@@ -155,38 +303,65 @@ def naturalness_table(rows: list[dict], tasks) -> list[str]:
     return lines
 
 
+def calls_text(calls: dict) -> str:
+    return f"{calls['denoiser']:.0f} / {calls['value']:.0f} / {calls['reward']:.0f} / {calls['total']:.0f}"
+
+
 def task_detail(rows: list[dict], domain: str, reward: str) -> list[str]:
     mine = [r for r in rows if (r["domain"], r["reward"]) == (domain, reward)]
     nat_keys = sorted({k for r in mine if "naturalness" in r for k in r["naturalness"] if not k.endswith("_median")})
     lines = [f"### {domain} / {reward}", "",
-             "| method | median / q90 | " + " | ".join(nat_keys) + " | calls per sample (denoiser / value / reward) | wall s |",
-             "|---|---|" + "---|" * len(nat_keys) + "---|---|"]
+             "| method | median [95% CI] | q90 [95% CI] | " + " | ".join(nat_keys) +
+             " | calls per sample (denoiser / value / reward / total) | wall s | wall s per sample |",
+             "|---|---|---|" + "---|" * len(nat_keys) + "---|---|---|"]
     for r in mine:
         if "skipped" in r:
-            lines.append(f"| {r['decoder']} | skipped: {r['skipped']} |" + " |" * len(nat_keys) + " | |")
+            lines.append(f"| {r['decoder']} | skipped: {r['skipped']} | |" + " |" * len(nat_keys) + " | | |")
             continue
         nat = " | ".join(fmt(r["naturalness"][k]) if k in r["naturalness"] else "" for k in nat_keys)
-        n = r["nfe"]
         note = f" ({r['settings']['guided_by']})" if "guided_by" in r.get("settings", {}) else ""
-        lines.append(f"| {r['decoder']}{note} | {fmt(r['median'])} / {fmt(r['q90'])} | {nat} | "
-                     f"{n['denoiser']:.0f} / {n['value']:.0f} / {n['reward']:.0f} | {r['wall_seconds']:.1f} |")
+        lines.append(f"| {r['decoder']}{note} | {fmt_ci(r['median'], r['median_ci'])} | {fmt_ci(r['q90'], r['q90_ci'])} "
+                     f"| {nat} | {calls_text(r['calls_per_sample'])} | {r['wall_seconds']:.1f} | "
+                     f"{r['wall_seconds_per_sample']:.3g} |")
     return lines + [""]
 
 
-def ordering_checks(rows: list[dict], tasks) -> list[tuple[str, bool, str]]:
-    """SVDD-PM > Best-of-N > pre-trained in median, and SVDD-PM median >= pre-trained q90, per task."""
+NAMES = {"pretrained": "pre-trained", "best_of_n": "Best-of-N", "svdd_pm": "SVDD-PM"}
+# The paper's shape, as (method, statistic) pairs where the first should beat the second.
+CLAIMS = ((("svdd_pm", "median"), ("best_of_n", "median")),
+          (("best_of_n", "median"), ("pretrained", "median")),
+          (("svdd_pm", "median"), ("pretrained", "q90")))
+
+
+def ordering_checks(rows: list[dict], tasks) -> list[dict]:
+    """SVDD-PM > Best-of-N > pre-trained in median, and SVDD-PM median above the pre-trained q90, per
+    task, read from the 95% bootstrap intervals: a method 'beats' another only where the intervals do
+    not overlap; overlapping intervals are 'not distinguishable'. A task's verdict is 'holds' when every
+    comparison beats, 'does not hold' when one is beaten, else 'not distinguishable'."""
     checks = []
     for domain, reward in tasks:
         get = {r["decoder"]: r for r in rows if (r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r}
         if not all(k in get for k in ("pretrained", "best_of_n", "svdd_pm")):
             continue
-        pm, bon, pre = get["svdd_pm"], get["best_of_n"], get["pretrained"]
-        order = pm["median"] > bon["median"] > pre["median"]
-        above = pm["median"] >= pre["q90"]
-        checks.append((f"{domain}/{reward}", order and above,
-                       f"SVDD-PM {fmt(pm['median'])} > Best-of-N {fmt(bon['median'])} > pre-trained "
-                       f"{fmt(pre['median'])}: {order}; SVDD-PM median >= pre-trained q90 {fmt(pre['q90'])}: {above}"))
+        comparisons, parts = [], []
+        for (a, sa), (b, sb) in CLAIMS:
+            ra, rb = get[a], get[b]
+            result = compare(ra[f"{sa}_ci"], rb[f"{sb}_ci"])
+            comparisons.append({"a": f"{a} {sa}", "b": f"{b} {sb}", "result": result,
+                                "a_ci": ra[f"{sa}_ci"], "b_ci": rb[f"{sb}_ci"]})
+            parts.append(f"{NAMES[a]} {sa} {fmt_ci(ra[sa], ra[f'{sa}_ci'])} {result} "
+                         f"{NAMES[b]} {sb} {fmt_ci(rb[sb], rb[f'{sb}_ci'])}")
+        results = [c["result"] for c in comparisons]
+        verdict = "holds" if all(x == BEATS for x in results) else \
+            "does not hold" if BEATEN in results else TIED
+        checks.append({"task": f"{domain}/{reward}", "verdict": verdict, "holds": verdict == "holds",
+                       "comparisons": comparisons, "detail": "; ".join(parts)})
     return checks
+
+
+def savefig(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
@@ -209,11 +384,94 @@ def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
         ax.tick_params(axis="x", rotation=45)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    savefig(fig, path)
     plt.close(fig)
 
 
-def plot_ablation(path: Path, ablation: list[dict], task: tuple[str, str]) -> None:
+def scaling_series(scaling: list[dict], domain: str, reward: str, decoder: str) -> list[dict]:
+    return sorted((r for r in scaling if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, decoder)
+                   and "skipped" not in r), key=lambda r: r["budget"])
+
+
+def error_bars(points: list[dict]):
+    """matplotlib yerr from median_ci (clipped at 0: a percentile interval may sit beside its estimate)."""
+    return [[max(0.0, p["median"] - p["median_ci"][0]) for p in points],
+            [max(0.0, p["median_ci"][1] - p["median"]) for p in points]]
+
+
+def log_ticks(ax) -> None:
+    """Plain-number ticks at 1, 2, 5 x 10^k on a log x-axis (matplotlib's would read 2 x 10^-1)."""
+    import math
+
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_xlim()
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+
+    def at(mantissas):
+        return [m * 10.0 ** k for k in decades for m in mantissas if lo * (1 - 1e-9) <= m * 10.0 ** k <= hi * (1 + 1e-9)]
+
+    # The coarsest set with 3 to 8 ticks: powers of ten over many decades, finer steps over less than one.
+    options = [at(m) for m in ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 5, 7),
+                               (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8), [1 + i / 10 for i in range(90)])]
+    ticks = next((t for t in options if 3 <= len(t) <= 8), None) or \
+        max((t for t in options if len(t) <= 8), key=len) or [lo, hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v >= 1000 else f"{v:.3g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def plot_scaling(path: Path, scaling: list[dict], domain: str, reward: str) -> None:
+    """Median reward (95% interval as error bars) against wall seconds and against total calls per
+    sample, log-x, one line per method, each point labelled with its budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 5.2), dpi=110, sharey=True)
+    axes_x = (("wall_seconds_per_sample", "wall-clock seconds per sample (this machine)"),
+              ("calls_total", "calls per sample (denoiser + value + reward; methods dodged 2% apart)"))
+    samples = sorted({r["num_samples"] for r in scaling
+                      if (r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r})
+    for ax, (key, label) in zip(axes, axes_x):
+        for dec in DECODERS:
+            pts = scaling_series(scaling, domain, reward, dec)
+            if not pts:
+                continue
+            xs = [p["calls_per_sample"]["total"] if key == "calls_total" else p[key] for p in pts]
+            if key == "calls_total":  # methods often share a call count: dodge them apart a little
+                xs = [x * (1 + 0.02 * (DECODERS.index(dec) - 3)) for x in xs]
+            ys = [p["median"] for p in pts]
+            colour = COLOURS.get(dec)
+            single = len(pts) == 1
+            ax.errorbar(xs, ys, yerr=error_bars(pts), color=colour, marker="s" if single else "o",
+                        markersize=6 if single else 4, linestyle="none" if single else "-", capsize=3,
+                        linewidth=1.4, label=dec)
+            for x, y, p in zip(xs, ys, pts):
+                ax.annotate(str(p["budget"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                            color=colour)
+        ax.set_xscale("log")
+        log_ticks(ax)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(f"median {reward} reward, 95% interval")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, len(labels)), fontsize=8, frameon=False,
+               title="method (numbers beside points: budget)", title_fontsize=8)
+    shown = "/".join(str(n) for n in samples)
+    fig.suptitle(f"Inference-time scaling, {domain} / {reward}: budget = decoder.num_candidates "
+                 f"({shown} samples per point; higher and further left is better)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    savefig(fig, path)
+    plt.close(fig)
+
+
+def plot_ablation(path: Path, scaling: list[dict], task: tuple[str, str]) -> bool:
+    """SVDD-PM against Best-of-N over M (equal denoiser calls), from the scaling rows of ``task``."""
+    series = {dec: scaling_series(scaling, *task, dec) for dec in ("svdd_pm", "best_of_n")}
+    if not all(series.values()):
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,78 +480,187 @@ def plot_ablation(path: Path, ablation: list[dict], task: tuple[str, str]) -> No
     fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
     for dec, label, colour in (("svdd_pm", "SVDD-PM (M candidates)", "tab:red"),
                                ("best_of_n", "Best-of-N (N = M chains)", "tab:gray")):
-        pts = sorted((r["num_candidates"], r["median"], r["q90"]) for r in ablation
-                     if r["decoder"] == dec and "skipped" not in r)
-        if not pts:
-            continue
-        m, med, q90 = zip(*pts)
-        ax.plot(m, med, marker="o", color=colour, label=f"{label}: median")
-        ax.plot(m, q90, marker=".", linestyle=":", color=colour, label=f"{label}: q90")
+        pts = series[dec]
+        m = [p["budget"] for p in pts]
+        ax.errorbar(m, [p["median"] for p in pts], yerr=error_bars(pts), marker="o", color=colour, capsize=3,
+                    label=f"{label}: median, 95% interval")
+        ax.plot(m, [p["q90"] for p in pts], marker=".", linestyle=":", color=colour, label=f"{label}: q90")
     ax.set_xscale("log", base=2)
-    ms = sorted({r["num_candidates"] for r in ablation})
+    ms = sorted({p["budget"] for pts in series.values() for p in pts})
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.minorticks_off()
     ax.set_xlabel("M (denoiser calls per sample per step; equal for both methods)")
     ax.set_ylabel(f"{task[1]} reward")
-    ax.set_title(f"Ablation over M: {task[0]} / {task[1]}")
+    n = series["svdd_pm"][0]["num_samples"]
+    ax.set_title(f"Ablation over M: {task[0]} / {task[1]} ({n} samples per point)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    savefig(fig, path)
     plt.close(fig)
+    return True
 
 
-def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], ablation: list[dict]) -> list:
+def scaling_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
+    mine = [r for r in scaling if (r["domain"], r["reward"]) == (domain, reward)]
+    if not mine:
+        return []
+    lines = [f"### Scaling: {domain} / {reward}", "", f"![scaling {domain} / {reward}](scaling_{domain}_{reward}.png)", "",
+             "| method | budget | median [95% CI] | q90 [95% CI] | calls per sample (denoiser / value / reward / total) "
+             "| wall s per sample |", "|---|---|---|---|---|---|"]
+    for dec in DECODERS:
+        for r in sorted((r for r in mine if r["decoder"] == dec), key=lambda r: r["budget"]):
+            if "skipped" in r:
+                lines.append(f"| {dec} | {r['budget']} | skipped: {r['skipped']} | | | |")
+            else:
+                lines.append(f"| {dec} | {r['budget']} | {fmt_ci(r['median'], r['median_ci'])} | "
+                             f"{fmt_ci(r['q90'], r['q90_ci'])} | {calls_text(r['calls_per_sample'])} | "
+                             f"{r['wall_seconds_per_sample']:.3g} |")
+    return lines + [""]
+
+
+def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling: list[dict]) -> list[dict]:
     """benchmark.json, benchmark.md and the plots from the runs' rows (with per-sample rewards)."""
     checks = ordering_checks(rows, mode.tasks)
-    plot_boxes(out / "boxplots.png", rows, mode.tasks)
-    if ablation:
-        plot_ablation(out / "ablation_m.png", ablation, mode.ablation_task)
+    if rows:
+        plot_boxes(out / "boxplots.png", rows, mode.tasks)
+    scaled = [(d, r) for d, r in mode.tasks if scaling_series_any(scaling, d, r)]
+    for domain, reward in scaled:
+        plot_scaling(out / f"scaling_{domain}_{reward}.png", scaling, domain, reward)
+    ablation = bool(scaling) and plot_ablation(out / "ablation_m.png", scaling, mode.ablation_task)
     strip = lambda r: {k: v for k, v in r.items() if k != "rewards"}  # noqa: E731 - per-sample rewards live in runs/
     atomic_write_text(out / "benchmark.json", json.dumps(
-        {**meta, "rows": [strip(r) for r in rows], "ablation": [strip(r) for r in ablation],
-         "checks": [{"task": t, "holds": ok, "detail": d} for t, ok, d in checks]}, indent=2) + "\n")
+        {**meta, "bootstrap": BOOTSTRAP, "rows": [strip(r) for r in rows], "scaling": [strip(r) for r in scaling],
+         "checks": checks}, indent=2) + "\n")
     wall = meta["wall_seconds"]
     md = [f"# Benchmark ({mode.name} mode)", "",
-          f"`{meta['command']}`: {mode.num_samples} samples per run, M = {mode.num_candidates}, seed {meta['seed']}, "
-          f"{wall / 60:.1f} min on {meta['machine']}.", "",
-          "Median / 90th percentile reward (higher is better), as in the paper's Table 1:", "",
-          *table1(rows, mode.tasks), "",
-          "Naturalness of the same samples (higher is more natural, except frechet_distance):", "",
-          *naturalness_table(rows, mode.tasks), "",
-          "Ordering checks (SVDD-PM > Best-of-N > pre-trained in median; SVDD-PM median at or above the pre-trained "
-          "90th percentile):", "",
-          *[f"- {t}: {'holds' if ok else 'DOES NOT HOLD'} ({d})" for t, ok, d in checks], "",
-          "## Per task", ""]
-    for domain, reward in mode.tasks:
-        md += task_detail(rows, domain, reward)
-    if ablation:
-        md += [f"## Ablation over M ({mode.ablation_task[0]} / {mode.ablation_task[1]}, "
-               f"{mode.ablation_samples} samples)", "",
-               "| M | SVDD-PM median / q90 | Best-of-N median / q90 | denoiser calls per sample (SVDD-PM / BoN) |",
-               "|---|---|---|---|"]
-        for m in mode.ablation_m:
-            pm = next(r for r in ablation if r["decoder"] == "svdd_pm" and r["num_candidates"] == m)
-            bon = next(r for r in ablation if r["decoder"] == "best_of_n" and r["num_candidates"] == m)
-            md.append(f"| {m} | {fmt(pm['median'])} / {fmt(pm['q90'])} | {fmt(bon['median'])} / {fmt(bon['q90'])} | "
-                      f"{pm['nfe']['denoiser']:.0f} / {bon['nfe']['denoiser']:.0f} |")
-        md.append("")
-    md += ["![rewards per method](boxplots.png)", ""] + (["![ablation over M](ablation_m.png)", ""] if ablation else [])
+          f"`{meta['command']}`: {mode.num_samples} samples per cell (batches of {mode.batch_size}), "
+          f"M = {mode.num_candidates}, seed {meta['seed']}, {wall / 60:.1f} min on {meta['machine']}"
+          + (f" ({meta['cpu_seconds'] / 60:.1f} CPU min in the benchmark's process)" if "cpu_seconds" in meta else "")
+          + ".", "",
+          "Intervals are 95% percentile bootstrap intervals over the cell's per-sample rewards "
+          f"(scipy.stats.bootstrap, {BOOTSTRAP['n_resamples']} resamples, seed {BOOTSTRAP['seed']}). They treat "
+          "samples as independent; SMC and SVDD-R couple the samples of a batch, so theirs understate the "
+          "run-to-run spread.", ""]
+    if rows:
+        md += ["Median reward [95% interval] (higher is better), as in the paper's Table 1:", "",
+               *table1(rows, mode.tasks, "median"), "",
+               "90th percentile reward [95% interval]:", "",
+               *table1(rows, mode.tasks, "q90"), "",
+               "Naturalness of the same samples (higher is more natural, except frechet_distance):", "",
+               *naturalness_table(rows, mode.tasks), "",
+               "Ordering checks (SVDD-PM > Best-of-N > pre-trained in median; SVDD-PM median above the pre-trained "
+               "90th percentile), read from the intervals: a method **beats** another only where their 95% intervals "
+               "do not overlap, and overlapping intervals are **not distinguishable** at this sample size (neither a "
+               "pass nor a failure). Non-overlap is a conservative test.", "",
+               *[f"- {c['task']}: {c['verdict'].upper() if c['verdict'] == 'does not hold' else c['verdict']} "
+                 f"({c['detail']})" for c in checks], "",
+               "## Per task", "",
+               "Calls are evaluations per returned sample (denoiser, value, reward and their total); they differ "
+               "in cost, so wall time is the fairer axis on a given machine (shared cores make it noisy).", ""]
+        for domain, reward in mode.tasks:
+            md += task_detail(rows, domain, reward)
+    if scaling:
+        budgets = ", ".join(str(b) for b in mode.scaling_budgets)
+        md += ["## Inference-time scaling", "",
+               f"Every method at budgets {budgets} passed as `decoder.num_candidates` (Best-of-N: N chains; "
+               "SVDD-PM / SVDD-MC / SVDD-R: M candidates per step; SMC: particles per returned sample); pre-trained "
+               f"sampling and DPS draw once per step and have one point, at budget 1. {mode.scaling_samples} samples "
+               f"per point (batches of {mode.scaling_batch_size}). Pick the highest curve at the wall time or calls "
+               "you can spend.", ""]
+        for domain, reward in scaled:
+            md += scaling_table(scaling, domain, reward)
+    md += (["![rewards per method](boxplots.png)", ""] if rows else []) + \
+        (["![ablation over M (SVDD-PM against Best-of-N, from the scaling rows)](ablation_m.png)", ""] if ablation else [])
     atomic_write_text(out / "benchmark.md", "\n".join(md))
     return checks
+
+
+def scaling_series_any(scaling: list[dict], domain: str, reward: str) -> bool:
+    return any((r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r for r in scaling)
 
 
 def report_from(out: Path) -> None:
     """Rewrite the report of an earlier run in ``out`` (its benchmark.json and runs/) without decoding."""
     data = json.loads((out / "benchmark.json").read_text())
-    mode = Mode(**{**data["mode"], "tasks": tuple(tuple(t) for t in data["mode"]["tasks"]),
-                   "ablation_task": tuple(data["mode"]["ablation_task"]), "ablation_m": tuple(data["mode"]["ablation_m"])})
-    rows = data["rows"]
-    for r in rows:
+    mode = mode_from(data["mode"])
+    rows, scaling = data["rows"], data.get("scaling", [])
+    for r in rows + scaling:
         if "skipped" not in r:
             r["rewards"] = read_rewards(Path(r["output_dir"]))
-    meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command")}
-    write_report(out, mode=mode, meta=meta, rows=rows, ablation=data["ablation"])
+            r.setdefault("budget", r.get("num_candidates", mode.num_candidates))
+            complete_row(r)
+    meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command") if k in data}
+    meta.update({k: data[k] for k in ("table_seconds", "scaling_seconds", "cpu_seconds", "wandb") if k in data})
+    meta["mode"] = asdict(mode)
+    write_report(out, mode=mode, meta=meta, rows=rows, scaling=scaling)
+
+
+def scaling_plan(mode: Mode, decoders: list[str]) -> list[tuple[str, str, str, int]]:
+    plan = []
+    for domain, reward in (t for t in mode.tasks if t in mode.scaling_tasks):
+        for dec in decoders:
+            for budget in ((1,) if dec in SINGLE_POINT else sorted(mode.scaling_budgets)):
+                plan.append((domain, reward, dec, budget))
+    return plan
+
+
+def shown(row: dict) -> str:
+    if "skipped" in row:
+        return f"skipped ({row['skipped']})"
+    calls = row["calls_per_sample"]["total"]
+    return (f"median {fmt_ci(row['median'], row['median_ci'])}, q90 {fmt(row['q90'])}, {calls:.0f} calls and "
+            f"{row['wall_seconds_per_sample']:.3g} s per sample")
+
+
+def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int, out: Path, run=None,
+                on_row=None) -> list[dict]:
+    """The scaling rows: every method of ``decoders`` at each budget (one point at budget 1 for
+    pre-trained and DPS). A method the table could not run is skipped at every budget with its reason;
+    one whose calls per sample do not grow with the budget (it ignores decoder.num_candidates) is
+    skipped from there on rather than run again; a table row with the point's samples, batch and
+    budget is that point (not decoded twice). ``run`` is run_one (a test may pass another)."""
+    run = run or run_one
+    plan = scaling_plan(mode, decoders)
+    skip = {(r["domain"], r["reward"], r["decoder"]): r["skipped"] for r in rows if "skipped" in r}
+    table = {(r["domain"], r["reward"], r["decoder"]): r for r in rows if "skipped" not in r}
+    last_calls: dict[tuple, tuple[int, float]] = {}
+    scaling = []
+    for i, (domain, reward, decoder, budget) in enumerate(plan, 1):
+        key = (domain, reward, decoder)
+        tic = time.perf_counter()
+        same = table.get(key)
+        if key in skip:
+            row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": budget,
+                   "num_samples": mode.scaling_samples, "batch_size": mode.scaling_batch_size, "seed": seed,
+                   "skipped": skip[key]}
+        elif same is not None and (same["num_samples"], same["batch_size"]) == \
+                (mode.scaling_samples, mode.scaling_batch_size) and \
+                (same["budget"] == budget or decoder in SINGLE_POINT):
+            row = {**same, "budget": budget, "reused": "the table's run (same samples and settings)"}
+        else:
+            row = run(domain=domain, reward=reward, decoder=decoder, num_samples=mode.scaling_samples,
+                      batch_size=mode.scaling_batch_size, num_candidates=budget, seed=seed,
+                      run_dir=out / "runs" / f"scaling-{domain}-{reward}-{decoder}-b{budget}")
+        if key not in skip:
+            if "skipped" in row:
+                skip[key] = row["skipped"]
+            else:
+                calls = row["calls_per_sample"]["total"]
+                if key in last_calls and calls <= last_calls[key][1]:
+                    reason = (f"{decoder} ignores decoder.num_candidates: budget {budget} cost the same "
+                              f"{calls:.0f} calls per sample as budget {last_calls[key][0]}")
+                    skip[key] = reason
+                    row = {k: row[k] for k in ("domain", "reward", "decoder", "budget", "num_samples",
+                                               "batch_size", "seed")} | {"skipped": reason}
+                else:
+                    last_calls[key] = (budget, calls)
+        scaling.append(row)
+        if on_row is not None:
+            on_row(row)
+        print(f"[scaling {i}/{len(plan)}] {domain}/{reward} {decoder} budget {budget}: {shown(row)} "
+              f"({time.perf_counter() - tic:.0f} s)", flush=True)
+    return scaling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,10 +670,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", required=True, help="where benchmark.md/.json, plots and runs go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS, help="a subset of methods")
-    parser.add_argument("--no_ablation", action="store_true", help="skip the ablation over M")
     parser.add_argument("--tasks", nargs="+", metavar="DOMAIN/REWARD", help="a subset of tasks, e.g. dna/hepg2_motif")
-    parser.add_argument("--num_samples", type=int, help="samples per run (default: the mode's)")
-    parser.add_argument("--num_candidates", type=int, help="M for every method (default: the mode's)")
+    parser.add_argument("--num_samples", type=int,
+                        help="samples per table cell (default: the mode's; also caps the samples per scaling point)")
+    parser.add_argument("--num_candidates", type=int, help="M of the table, for every method (default: the mode's)")
+    parser.add_argument("--budgets", type=int, nargs="+", metavar="B",
+                        help="decoder.num_candidates of the scaling comparison (default: 1 2 4 8 16)")
+    parser.add_argument("--scaling_samples", type=int, help="samples per scaling point (default: the mode's)")
+    parser.add_argument("--no_scaling", action="store_true", help="skip the inference-time scaling comparison")
+    parser.add_argument("--no_ablation", action="store_true", help=argparse.SUPPRESS)  # its former name
+    parser.add_argument("--logger", choices=["wandb", "none"], default="wandb",
+                        help="one W&B run per row in one group (offline unless W&B is configured; default), or none")
     parser.add_argument("--report_only", action="store_true",
                         help="rewrite benchmark.md/.json and the plots of an earlier run in --output_dir")
     args = parser.parse_args(argv)
@@ -321,11 +695,20 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown task(s) {unknown}; choose from {sorted(known)}")
         changes["tasks"] = tuple(tuple(t.split("/")) for t in args.tasks)
+        changes["scaling_tasks"] = changes["tasks"]  # the tasks asked for are the ones scaled
     if args.num_samples:
-        changes.update(num_samples=args.num_samples, batch_size=args.num_samples,
-                       ablation_samples=min(mode.ablation_samples, args.num_samples))
+        changes.update(num_samples=args.num_samples, batch_size=min(mode.batch_size, args.num_samples),
+                       scaling_samples=min(mode.scaling_samples, args.num_samples))
+    if args.scaling_samples:
+        changes["scaling_samples"] = args.scaling_samples
+    if "scaling_samples" in changes:
+        changes["scaling_batch_size"] = min(mode.scaling_batch_size, changes["scaling_samples"])
     if args.num_candidates:
         changes["num_candidates"] = args.num_candidates
+    if args.budgets:
+        if min(args.budgets) < 1:
+            parser.error("--budgets must be positive integers")
+        changes["scaling_budgets"] = tuple(sorted(set(args.budgets)))
     if changes:
         mode = replace(mode, **changes)
     out = Path(args.output_dir)
@@ -337,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_lightning()
     torch.set_float32_matmul_precision("high")
-    start = time.perf_counter()
+    cells = CellLogger(args.logger, out, mode=mode.name)
+    start, cpu_start = time.perf_counter(), time.process_time()
     rows: list[dict] = []
     decoders = [dec for dec in DECODERS if dec in args.decoders]  # the table's order, whatever the order asked
     plan = [(d, r, dec) for d, r in mode.tasks for dec in decoders]
@@ -347,32 +731,33 @@ def main(argv: list[str] | None = None) -> int:
                       batch_size=mode.batch_size, num_candidates=mode.num_candidates, seed=args.seed,
                       run_dir=out / "runs" / f"{domain}-{reward}-{decoder}")
         rows.append(row)
-        shown = f"skipped ({row['skipped']})" if "skipped" in row else \
-            f"median {fmt(row['median'])}, q90 {fmt(row['q90'])}"
-        print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}: {shown} ({time.perf_counter() - tic:.0f} s)",
+        cells.log(row, "table")
+        print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}: {shown(row)} ({time.perf_counter() - tic:.0f} s)",
               flush=True)
+    table_seconds = time.perf_counter() - start
 
-    ablation: list[dict] = []
-    if not args.no_ablation:
-        domain, reward = mode.ablation_task
-        for m in mode.ablation_m:
-            for decoder in ("svdd_pm", "best_of_n"):
-                row = run_one(domain=domain, reward=reward, decoder=decoder, num_samples=mode.ablation_samples,
-                              batch_size=mode.ablation_samples, num_candidates=m, seed=args.seed,
-                              run_dir=out / "runs" / f"ablation-{domain}-{reward}-{decoder}-M{m}")
-                ablation.append(row)
-                print(f"[ablation M={m}] {decoder}: median {fmt(row['median'])} ({row['nfe']['denoiser']:.0f} "
-                      f"denoiser calls per sample)", flush=True)
+    scaling = [] if (args.no_scaling or args.no_ablation) else \
+        run_scaling(mode, decoders, rows, seed=args.seed, out=out, on_row=lambda row: cells.log(row, "scaling"))
 
     wall = time.perf_counter() - start
     machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    meta = {"mode": asdict(mode), "seed": args.seed, "wall_seconds": round(wall, 1), "machine": machine,
+    meta = {"mode": asdict(mode), "seed": args.seed, "wall_seconds": round(wall, 1),
+            "table_seconds": round(table_seconds, 1), "scaling_seconds": round(wall - table_seconds, 1),
+            # CPU seconds of this process: with other jobs on the cores, wall time alone overstates the cost.
+            "cpu_seconds": round(time.process_time() - cpu_start, 1), "machine": machine, "wandb": cells.meta(),
             "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    checks = write_report(out, mode=mode, meta=meta, rows=rows, ablation=ablation)
-    print(f"\nbenchmark ({mode.name}): {wall / 60:.1f} min -> {out / 'benchmark.md'}, {out / 'benchmark.json'}")
-    for t, ok, d in checks:
-        print(f"  {t}: {'holds' if ok else 'DOES NOT HOLD'} - {d}")
-    return 0
+    checks = write_report(out, mode=mode, meta=meta, rows=rows, scaling=scaling)
+    print(f"\nbenchmark ({mode.name}): {wall / 60:.1f} min (table {table_seconds / 60:.1f}, scaling "
+          f"{(wall - table_seconds) / 60:.1f}; {meta['cpu_seconds'] / 60:.1f} CPU min) -> {out / 'benchmark.md'}, "
+          f"{out / 'benchmark.json'}")
+    for c in checks:
+        print(f"  {c['task']}: {c['verdict']} - {c['detail']}")
+    if cells.hint():
+        print(cells.hint())
+    broken = [r for r in rows + scaling if r.get("failed")]
+    for r in broken:
+        print(f"  FAILED: {r['domain']}/{r['reward']} {r['decoder']} budget {r['budget']}: {r['skipped']}")
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":
