@@ -91,8 +91,14 @@ def test_decode_writes_interface_outputs(decoder, workdir, pretrained, value_ckp
     m = summary["num_candidates"]
     if decoder == "svdd_pm":
         assert summary["nfe"]["denoiser"] == 6 * (1 + (4 - 1) * m)
+        assert summary["nfe"]["reward"] == 6 * ((4 - 1) * m + 1)  # the last step's one clean candidate: v_0 = r
     if decoder == "svdd_mc":
-        assert summary["nfe"]["value"] == 6 * 4 * m and summary["nfe"]["denoiser"] == 6 * 4
+        # The value reads t = 4 .. 1 (M candidates at t - 1 = 3 .. 1); at t = 0 the reward scores the samples.
+        assert summary["nfe"]["value"] == 6 * (4 - 1) * m and summary["nfe"]["denoiser"] == 6 * 4
+        assert summary["nfe"]["reward"] == 6
+    calls = summary["calls_per_sample"]
+    assert calls["total"] == pytest.approx(sum(summary["nfe"].values()) / 6)
+    assert summary["wall_seconds_per_sample"] > 0
 
 
 def test_decode_logs_offline_wandb_run(workdir, pretrained):
