@@ -32,8 +32,9 @@ class SVDD(Decoder):
 
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
                  max_batch: int | None = None) -> None:
-        """``value`` scores states at t >= 1; at t = 0 the reward does (v_0 = r). ``max_batch``: at most this many candidates per value/denoiser call (null: all B x M
-        at once); a memory cap for large M or large models that leaves the samples unchanged."""
+        """``value`` scores states at t >= 1; at t = 0 the reward does (v_0 = r). ``max_batch``: at
+        most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
+        large M or large models that leaves the samples unchanged."""
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
         if num_candidates < 1:
@@ -113,10 +114,10 @@ class SVDDR(SVDD):
             raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
         if resample_alpha < 0:
             raise ValueError(f"resample_alpha must be >= 0 (0 = copy the best), got {resample_alpha}")
-        self.resample_fraction = resample_fraction
         if replace not in ("random", "lowest"):
             raise ValueError(f"replace={replace!r} is unknown; use 'random' (a uniformly drawn fraction of the batch) "
                              f"or 'lowest' (the lowest-valued members)")
+        self.resample_fraction = resample_fraction
         self.resample_alpha = resample_alpha
         self.replace = replace
 
@@ -129,18 +130,18 @@ class SVDDR(SVDD):
         if k == 0:
             return x, denoised, values
         if self.replace == "random":
-            worst = torch.randperm(x.shape[0], generator=population_gen)[:k].to(x.device)
+            replaced = torch.randperm(x.shape[0], generator=population_gen)[:k].to(x.device)
         else:
-            worst = values.argsort()[:k]
+            replaced = values.argsort()[:k]
         if self.resample_alpha == 0:
             donors = values.argsort(descending=True)[:k]
         else:
             donors = ops.multinomial_resample(values.double() / self.resample_alpha, k, population_gen)
         x = x.clone()
-        x[worst] = x[donors]
+        x[replaced] = x[donors]
         values = values.clone()
-        values[worst] = values[donors]
+        values[replaced] = values[donors]
         if denoised is not None:
             denoised = denoised.clone()
-            denoised[worst] = denoised[donors]
+            denoised[replaced] = denoised[donors]
         return x, denoised, values
