@@ -533,7 +533,10 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling
         {**meta, "bootstrap": BOOTSTRAP, "rows": [strip(r) for r in rows], "scaling": [strip(r) for r in scaling],
          "checks": checks}, indent=2) + "\n")
     wall = meta["wall_seconds"]
-    md = [f"# Benchmark ({mode.name} mode)", "",
+    # A mode changed by options (--num_samples, --tasks, --budgets, ...) says so in the title.
+    named = QUICK if mode.name == "quick" else FULL
+    changed = "" if mode == named else ", changed by the options of the command below"
+    md = [f"# Benchmark ({mode.name} mode{changed})", "",
           f"`{meta['command']}`: {mode.num_samples} samples per cell (batches of {mode.batch_size}), "
           f"M = {mode.num_candidates}, seed {meta['seed']}, {wall / 60:.1f} min on {meta['machine']}"
           + (f" ({meta['cpu_seconds'] / 60:.1f} CPU min in the benchmark's process)" if "cpu_seconds" in meta else "")
