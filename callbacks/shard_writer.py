@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from svdd_lightning.atomic import atomic_torch_save
+from svdd_lightning.checkpoints import load_tensors_only
 
 
 class ShardWriter(BasePredictionWriter):
@@ -59,5 +60,5 @@ def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
 def read_shards(paths: list[Path]) -> dict[str, Any]:
     batches: list[dict[str, Any]] = []
     for path in paths:
-        batches.extend(torch.load(path, map_location="cpu", weights_only=False))
+        batches.extend(load_tensors_only(path))
     return merge_batches(batches)

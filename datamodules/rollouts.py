@@ -7,6 +7,7 @@ validation states come from trajectories the value net never saw.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from svdd_lightning.checkpoints import load_tensors_only
 from svdd_lightning.errors import DataError
 
 
@@ -46,7 +48,11 @@ def load_rollouts(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"rollout file {path} does not exist; run `python train.py stage=value` to write it.")
-    data = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        data = load_tensors_only(path)
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"rollout file {path} holds objects other than tensors and plain containers ({exc}); "
+                        f"refusing to load it. Delete it and rerun `python train.py stage=value`.") from exc
     missing = {"states", "steps", "rewards"} - set(data)
     if missing:
         raise DataError(f"rollout file {path} lacks {sorted(missing)}; delete it and rerun `python train.py stage=value`.")

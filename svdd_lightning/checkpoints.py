@@ -6,11 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pickle
+
 import torch
 from torch import nn
 
 from svdd_lightning.errors import CheckpointError
 from svdd_lightning.paths import resolve_path  # noqa: F401  (re-exported)
+
+
+def load_tensors_only(path: str | Path) -> Any:
+    """``torch.load`` that never runs code from the file (``weights_only=True``): tensors, numbers,
+    strings and plain containers only, so a checkpoint, rollout file or shard from elsewhere cannot
+    execute anything. A file holding other objects raises ``pickle.UnpicklingError``."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -22,7 +31,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(see README)."
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_tensors_only(path)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain containers, which loading would have "
+            f"to run code for ({exc}). It was not written by this project's train.py; refusing to load it. Use a "
+            f"checkpoint from `python train.py stage=...`, or re-save its state_dict with torch.save."
+        ) from exc
     except Exception as exc:  # torch raises many types for corrupt files
         raise CheckpointError(
             f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}). The file is corrupt or not a "

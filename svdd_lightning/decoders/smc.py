@@ -108,12 +108,10 @@ class SMC(Decoder):
                 resampled_steps += 1
         rewards = previous  # the reward of every clean particle, scored at the last step
         trace = {"ess_fraction": torch.stack(ess_trace).tolist()}
-        final_ess = float(ess_trace[-1]) * n
         if self.final_resampling:
             # Draw the batch from the weighted population: the output is then a sample of the target.
             ancestors = resample(log_w, batch_size, population_gen)
-            return self.finish(x[ancestors], rewards[ancestors], calls, trace, resampled_steps=resampled_steps,
-                               final_ess=final_ess, distinct_ancestors=int(ancestors.unique().numel()))
-        out = self.finish(x, rewards, calls, trace, resampled_steps=resampled_steps, final_ess=final_ess)
+            return self.finish(x[ancestors], rewards[ancestors], calls, trace, resampled_steps=resampled_steps)
+        out = self.finish(x, rewards, calls, trace, resampled_steps=resampled_steps)
         out.log_weights = ops.log_normalize(log_w).float()
         return out

@@ -133,6 +133,8 @@ class GaussianDiffusion(Diffusion):
         direction = (1 - a_prev - sigma2).clamp(min=0.0).sqrt()
         self.register_buffer("decode_timesteps", tau, persistent=False)
         self.register_buffer("ddim_sigma", sigma2.sqrt().float(), persistent=False)
+        # Steps with sigma_t = 0, kept as Python ints so decoders can ask per step without a device sync.
+        self.deterministic_steps = frozenset(int(t) for t in range(1, self.num_steps + 1) if float(sigma2[t]) == 0.0)
         self.register_buffer("ddim_direction", direction.float(), persistent=False)
         self.register_buffer("ddim_sqrt_alpha_prev", a_prev.sqrt().float(), persistent=False)
 
@@ -160,7 +162,7 @@ class GaussianDiffusion(Diffusion):
     def is_deterministic_step(self, t: int) -> bool:
         # sigma_t = 0: with eta = 0 at every step, and at t = 1 for any eta (a_prev = 1, so the
         # step lands on x0-hat itself).
-        return float(self.ddim_sigma[int(t)]) == 0.0
+        return int(t) in self.deterministic_steps
 
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
         if len(generators) != batch_size:

@@ -28,6 +28,8 @@ from svdd_lightning.errors import CheckpointError, ConfigError
 from svdd_lightning.rewards.base import Reward
 
 TASKS = ("regression", "classification")
+# The only classes an oracle checkpoint may ask to be built (its metadata names one).
+NETWORK_MODULES = "svdd_lightning.networks."
 
 
 def read_oracle_metadata(checkpoint: str) -> dict[str, Any]:
@@ -53,6 +55,13 @@ def build_oracle_network(checkpoint: str, *, domain: str | None = None) -> tuple
     """Rebuild the oracle network described in the checkpoint's metadata and load its weights.
     Returns the frozen network (eval mode) and the metadata."""
     meta = read_oracle_metadata(checkpoint)
+    target = str(meta["network"]["_target_"])
+    if not target.startswith(NETWORK_MODULES):
+        # The class comes from the file: building an arbitrary one would run code the file chose.
+        raise CheckpointError(
+            f"checkpoint {resolve_path(checkpoint)} names the network class {target}, which is not one of this "
+            f"project's networks ({NETWORK_MODULES}*); refusing to build a class a file names. Train the oracle "
+            f"with `python train.py stage=oracle` using a network from svdd_lightning.networks.")
     try:
         network = instantiate(meta["network"])
     except Exception as exc:  # an import or argument error from a class that changed since training
