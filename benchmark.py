@@ -35,18 +35,18 @@ import argparse
 import contextlib
 import csv
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from callbacks.benchmark_cells import WANDB_PROJECT, CellLogger  # noqa: F401  (WANDB_PROJECT: tests read it)
 from svdd_lightning.atomic import atomic_path, atomic_write_text
 from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
 
 REPO = Path(__file__).resolve().parent
 DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r"]
-# One draw per step whatever decoder.num_candidates says: one point (budget 1) in the scaling comparison.
+# One draw per step (they take no decoder.num_candidates): one point (budget 1) in the scaling comparison.
 SINGLE_POINT = ("pretrained", "dps")
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
 ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
@@ -57,7 +57,6 @@ HEADLINE_NATURALNESS = {"dna": ("kmer3_correlation", "unique_fraction"), "rna": 
                         "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance")}
 COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
            "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange"}
-WANDB_PROJECT = "svdd-lightning-benchmark"
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,8 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
     from svdd_lightning.errors import SVDDError
 
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
-                 f"batch_size={batch_size}", f"seed={seed}", f"decoder.num_candidates={num_candidates}",
+                 f"batch_size={batch_size}", f"seed={seed}",
+                 *([] if decoder in SINGLE_POINT else [f"decoder.num_candidates={num_candidates}"]),
                  f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false", "overwrite=true"]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
            "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
@@ -204,61 +204,6 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
         "rewards": rewards,
         "output_dir": str(run_dir),
     })
-
-
-class CellLogger:
-    """One W&B run per benchmark row (table cell or scaling point), all in one group; offline
-    unless the user configured W&B (as for decode.py), under ``output_dir/wandb/``."""
-
-    def __init__(self, kind: str, out: Path, *, mode: str) -> None:
-        self.out, self.mode, self.enabled = out, mode, kind == "wandb"
-        self.group = f"{out.resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.offline = False
-        self.count = 0
-        if self.enabled:
-            from svdd_lightning.loggers import wandb_configured
-
-            self.offline = not wandb_configured()
-            if self.offline:
-                os.environ["WANDB_MODE"] = "offline"
-            os.environ.setdefault("WANDB_SILENT", "true")
-
-    def meta(self) -> dict | None:
-        if not self.enabled:
-            return None
-        return {"project": WANDB_PROJECT, "group": self.group, "offline": self.offline, "runs": self.count}
-
-    def log(self, row: dict, part: str) -> None:
-        if not self.enabled:
-            return
-        import wandb
-
-        name = f"{row['domain']}-{row['reward']}-{row['decoder']}" + (f"-b{row['budget']}" if part == "scaling" else "")
-        config = {"domain": row["domain"], "reward": row["reward"], "decoder": row["decoder"],
-                  "budget": row["budget"], "num_candidates": row.get("num_candidates", row["budget"]),
-                  "seed": row["seed"], "num_samples": row["num_samples"], "batch_size": row["batch_size"],
-                  "part": part, "mode": self.mode}
-        try:
-            run = wandb.init(project=WANDB_PROJECT, group=self.group, job_type=part, name=name, dir=str(self.out),
-                             config=config, reinit="finish_previous")
-            if "skipped" in row:
-                run.summary.update({"skipped": row["skipped"]})
-            else:
-                run.log({"reward/histogram": wandb.Histogram(row["rewards"]), "reward/count": len(row["rewards"])})
-                run.summary.update({k: row[k] for k in ("median", "q90", "mean", "median_ci", "q90_ci",
-                                                        "calls_per_sample", "wall_seconds",
-                                                        "wall_seconds_per_sample", "naturalness")})
-            run.finish()
-            self.count += 1
-        except Exception as exc:  # noqa: BLE001 - a logging failure must not lose the benchmark
-            print(f"W&B logging failed ({type(exc).__name__}: {exc}); the benchmark goes on without it", flush=True)
-            self.enabled = False
-
-    def hint(self) -> str | None:
-        if not (self.enabled and self.offline and self.count):
-            return None
-        return f"{self.count} W&B runs saved offline (group {self.group}); upload them with: " \
-               f"wandb sync {self.out / 'wandb'}/offline-run-*"
 
 
 def fmt(x: float) -> str:

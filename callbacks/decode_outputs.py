@@ -13,16 +13,6 @@ import numpy as np
 from svdd_lightning.atomic import atomic_path, atomic_write_text
 
 
-def reward_stats(rewards: np.ndarray) -> dict[str, float]:
-    return {
-        "mean": float(np.mean(rewards)),
-        "median": float(np.median(rewards)),
-        "q90": float(np.quantile(rewards, 0.9)),
-        "min": float(np.min(rewards)),
-        "max": float(np.max(rewards)),
-    }
-
-
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
@@ -59,3 +49,22 @@ def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def write_decode_outputs(output_dir: Path, *, result: Any, domain: Any, reward_units: str = "",
+                         reference: np.ndarray | None = None) -> list[Path]:
+    """summary.json, samples.csv, the domain's native files, reward_hist.png and the domain's pictures.
+    Returns the files beside summary.json and samples.csv."""
+    summary = result.summary
+    rewards = result.rewards.tolist()
+    write_summary(output_dir / "summary.json", summary)
+    write_samples_csv(output_dir / "samples.csv", result.indices, result.texts, rewards)
+    native = domain.write_native(output_dir, samples=result.samples, texts=result.texts, rewards=rewards,
+                                 indices=result.indices)
+    reward_name = summary["reward"]
+    histogram = output_dir / "reward_hist.png"
+    plot_reward_histogram(histogram, result.rewards, reward_name=f"{reward_name} ({reward_units})" if reward_units
+                          else reward_name, decoder_name=summary["decoder"], reference=reference)
+    pictures = domain.draw_media(output_dir, samples=result.samples, texts=result.texts, rewards=rewards,
+                                 reward_name=reward_name, decoder_name=summary["decoder"])
+    return [*native, histogram, *pictures]

@@ -1,7 +1,7 @@
-"""Pictures and W&B media of decoded samples, per kind of object.
-
-Local PNGs are always written (matplotlib / RDKit drawing); W&B tables and line plots only when a
-W&B logger is active. Called on rank zero after the shards are merged.
+"""W&B media of a finished decode: a samples table (text plus the domain's media: images as wandb.Image,
+molecules as wandb.Molecule), the guidance trace per denoising step, the run's pictures and its summary
+statistics. Called once, on rank zero, after the shards are merged; the pictures themselves are drawn
+by the domain (svdd_lightning/domains/).
 """
 
 from __future__ import annotations
@@ -10,81 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from svdd_lightning.atomic import atomic_path
-
-
-def plot_position_frequencies(path: Path, tokens: torch.Tensor, alphabet: str, *, title: str) -> Path:
-    """Per-position nucleotide frequencies of the samples, as stacked bars (a sequence-logo-like view)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    onehot = torch.nn.functional.one_hot(tokens.long().clamp(max=len(alphabet) - 1), len(alphabet)).float()
-    freqs = onehot.mean(dim=0).numpy()  # (L, V)
-    positions = np.arange(1, freqs.shape[0] + 1)
-    colors = {"A": "tab:green", "C": "tab:blue", "G": "tab:orange", "T": "tab:red", "U": "tab:red"}
-    width = min(16.0, max(6.4, 0.06 * freqs.shape[0]))
-    fig, ax = plt.subplots(figsize=(width, 3.2), dpi=110)
-    bottom = np.zeros(freqs.shape[0])
-    for j, letter in enumerate(alphabet):
-        ax.bar(positions, freqs[:, j], bottom=bottom, width=1.0, color=colors.get(letter), label=letter, linewidth=0)
-        bottom += freqs[:, j]
-    ax.set_xlim(0.5, freqs.shape[0] + 0.5)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("position (nt)")
-    ax.set_ylabel("frequency in samples")
-    ax.set_title(title)
-    ax.legend(ncol=len(alphabet), loc="upper right", fontsize=8, framealpha=0.8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
-def draw_molecule_grid(path: Path, smiles: list[str], rewards: list[float], *, reward_name: str,
-                       top: int = 16) -> Path | None:
-    """The top molecules by reward, drawn with RDKit, labelled with their reward."""
-    from rdkit import Chem
-    from rdkit.Chem import Draw
-
-    order = np.argsort(-np.asarray(rewards))
-    mols, legends = [], []
-    for i in order:
-        mol = Chem.MolFromSmiles(smiles[i]) if smiles[i] else None
-        if mol is None:
-            continue
-        mols.append(mol)
-        legends.append(f"#{i} {reward_name}={rewards[i]:.3f}")
-        if len(mols) == top:
-            break
-    if not mols:
-        return None
-    image = Draw.MolsToGridImage(mols, molsPerRow=4, subImgSize=(260, 220), legends=legends)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return path
-
-
-def write_pictures(output_dir: Path, *, fmt: Any, samples: torch.Tensor, texts: list[str], rewards: np.ndarray,
-                   reward_name: str, decoder_name: str) -> list[Path]:
-    """Domain pictures beside reward_hist.png: position frequencies (DNA/RNA), a molecule grid."""
-    written: list[Path] = []
-    alphabet = getattr(fmt, "alphabet", None)
-    if alphabet is not None:
-        written.append(plot_position_frequencies(
-            output_dir / "samples_positions.png", samples, alphabet,
-            title=f"Per-position nucleotide frequencies of {len(texts)} samples ({decoder_name}, {reward_name})"))
-    grid_name = getattr(fmt, "grid_name", None)
-    if grid_name and (output_dir / grid_name).is_file():
-        written.append(output_dir / grid_name)  # the image grid the format already wrote
-    if getattr(fmt, "native_name", "").endswith(".smi"):
-        grid = draw_molecule_grid(output_dir / "samples_grid.png", texts, rewards.tolist(), reward_name=reward_name)
-        if grid is not None:
-            written.append(grid)
-    return written
 
 
 def slice_rows(rewards: np.ndarray, *, top: int = 16, random: int = 16, seed: int = 0) -> list[tuple[str, int]]:
@@ -114,28 +39,29 @@ def molecule_cell(smiles: str):
     return None
 
 
-def log_samples_table(experiment: Any, *, fmt: Any, samples: torch.Tensor, texts: list[str], indices: list[int],
-                      rewards: np.ndarray, reward_name: str) -> int:
-    """A W&B table of the top and a random slice of samples; molecules as wandb.Molecule, images as
-    wandb.Image, sequences as strings. Returns the number of rows."""
+def media_cell(kind: str, payload: Any, caption: str):
+    """A W&B cell for one piece of a domain's table media ({'image': uint8 array} or {'molecule': SMILES})."""
     import wandb
 
-    is_molecule = getattr(fmt, "native_name", "").endswith(".smi")
-    is_image = samples.dtype.is_floating_point and samples.dim() == 4
-    columns = ["slice", "index", "sample", reward_name]
-    if is_molecule:
-        columns.append("molecule")
-    if is_image:
-        columns.append("image")
-    table = wandb.Table(columns=columns)
-    for which, row in slice_rows(rewards):
-        cells: list[Any] = [which, indices[row], texts[row], float(rewards[row])]
-        if is_molecule:
-            cells.append(molecule_cell(texts[row]))
-        if is_image:
-            pixels = ((samples[row].float().clamp(-1, 1) + 1) * 127.5).round().byte().squeeze(0).numpy()
-            cells.append(wandb.Image(pixels, caption=f"#{indices[row]} {reward_name}={rewards[row]:.3g}"))
-        table.add_data(*cells)
+    if kind == "molecule":
+        return molecule_cell(payload)
+    if kind == "image":
+        return wandb.Image(payload, caption=caption)
+    return payload
+
+
+def log_samples_table(experiment: Any, *, domain: Any, result: Any, reward_name: str) -> int:
+    """A W&B table of the top and a random slice of samples. Returns the number of rows."""
+    import wandb
+
+    rows = slice_rows(result.rewards)
+    kinds = list(domain.table_media(result.samples, result.texts, rows[0][1])) if rows else []
+    table = wandb.Table(columns=["slice", "index", "sample", reward_name, *kinds])
+    for which, row in rows:
+        media = domain.table_media(result.samples, result.texts, row)
+        caption = f"#{result.indices[row]} {reward_name}={result.rewards[row]:.3g}"
+        table.add_data(which, result.indices[row], result.texts[row], float(result.rewards[row]),
+                       *(media_cell(kind, media.get(kind), caption) for kind in kinds))
     experiment.log({"samples": table})
     return len(table.data)
 
@@ -155,3 +81,18 @@ def log_guidance_trace(experiment: Any, trace: dict[str, list[float]], steps: li
     for i, t in enumerate(steps):
         experiment.log({"guidance/step": i + 1, "guidance/t": t,
                         **{f"guidance/{k}": v[i] for k, v in trace.items() if i < len(v)}})
+
+
+def log_decode_to_wandb(logger: Any, *, domain: Any, result: Any, steps: list[int], pictures: list[Path]) -> None:
+    """Everything W&B shows of a decode run, once, when the logger is a WandbLogger."""
+    if logger is None or type(logger).__name__ != "WandbLogger":
+        return
+    import wandb
+
+    experiment = logger.experiment
+    summary = result.summary
+    log_samples_table(experiment, domain=domain, result=result, reward_name=summary["reward"])
+    log_guidance_trace(experiment, mean_trace(result.traces), steps)
+    experiment.log({f"pictures/{p.stem}": wandb.Image(str(p)) for p in pictures if p.suffix == ".png"})
+    experiment.summary.update({"reward_stats": summary["reward_stats"], "nfe": summary["nfe"],
+                               "naturalness": summary["naturalness"]})

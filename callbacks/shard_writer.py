@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from svdd_lightning.atomic import atomic_torch_save
 from svdd_lightning.checkpoints import load_tensors_only
+from svdd_lightning.predictions import done_starts, merge_batches, shard_path, shard_paths
 
 
 class ShardWriter(BasePredictionWriter):
@@ -28,33 +28,18 @@ class ShardWriter(BasePredictionWriter):
                            dataloader_idx=0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         # atomic: a crash never leaves a half-written shard
-        atomic_torch_save([prediction], self.directory / f"batch-{int(prediction['index'][0]):010d}.pt")
+        atomic_torch_save([prediction], shard_path(self.directory, int(prediction["index"][0])))
 
     def shard_paths(self) -> list[Path]:
-        return sorted(self.directory.glob("batch-*.pt"))
+        return shard_paths(self.directory)
 
     def done_starts(self) -> set[int]:
         """First global index of every batch already written (for resuming)."""
-        return {int(p.stem.split("-")[1]) for p in self.shard_paths()}
+        return done_starts(self.directory)
 
-
-def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate per-batch prediction dicts and sort them by global sample index."""
-    if not batches:
-        raise ValueError("no predictions to merge")
-    index = torch.cat([b["index"] for b in batches])
-    order = torch.argsort(index)
-    if torch.unique(index).numel() != index.numel():
-        raise RuntimeError("duplicate sample indices across shards; the sampler split is broken")
-    merged: dict[str, Any] = {"index": index[order]}
-    for key, value in batches[0].items():
-        if key == "index":
-            continue
-        if isinstance(value, torch.Tensor):
-            merged[key] = torch.cat([b[key] for b in batches])[order]
-        else:
-            merged[key] = [b[key] for b in batches]
-    return merged
+    def collect(self) -> dict[str, Any]:
+        """Every rank's batches, merged in index order (call on rank zero after a barrier)."""
+        return read_shards(self.shard_paths())
 
 
 def read_shards(paths: list[Path]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from datamodules.sequences import SequenceDataModule
-from svdd_lightning.alphabet import DNA
+from svdd_lightning.domains.nucleotides import DNA, NucleotideDomain
 
 DEFAULT_DNA_PATH = "data/dna/dm3_upstream2000.fa.gz"
 
@@ -17,6 +17,7 @@ class DNADataModule(SequenceDataModule):
     def __init__(
         self,
         *,
+        domain: NucleotideDomain | None = None,
         alphabet: str = DNA,
         path: str | None = None,
         default_path: str | None = DEFAULT_DNA_PATH,
@@ -31,6 +32,7 @@ class DNADataModule(SequenceDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(
+            domain=domain,
             alphabet=alphabet,
             path=path,
             default_path=default_path,

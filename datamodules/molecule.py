@@ -39,7 +39,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from datamodules.sequences import _is_gzip, _TokenDataset
-from svdd_lightning.chem import SelfiesVocabulary, to_mol
+from svdd_lightning.domains.molecules.chem import VOCAB_PATH, SelfiesVocabulary, build_vocabulary, to_mol
 from svdd_lightning.paths import resolve_path
 from svdd_lightning.errors import ConfigError, DataError
 
@@ -381,3 +381,32 @@ def _describe(stats: dict[str, Any], seq_len: int) -> str:
     if stats.get("unknown_tokens"):
         text += f" (unknown tokens: {', '.join(stats['unknown_tokens'])})"
     return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Rebuild the shipped vocabulary from the first N MOSES training SMILES:
+    ``python -m datamodules.molecule [N] [OUT.json] [SEQ_LEN]`` (defaults 200000, the shipped
+    file, 48)."""
+    import json
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    n = int(args[0]) if args else 200_000
+    out = Path(args[1]) if len(args) > 1 else VOCAB_PATH
+    seq_len = int(args[2]) if len(args) > 2 else 48
+    import pandas as pd
+
+    path = moses_path("train")
+    smiles = pd.read_csv(path, nrows=n)["SMILES"].tolist()
+    vocab = build_vocabulary(smiles, seq_len=seq_len)
+    from importlib.metadata import version
+
+    vocab["source"] = (f"first {n} SMILES of MOSES train.csv.gz (molsets 0.3.1), canonicalised by RDKit "
+                       f"{version('rdkit')}, encoded by selfies {version('selfies')}: python -m datamodules.molecule")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(vocab, indent=1) + "\n")
+    print(f"wrote {out}: {len(vocab['tokens'])} tokens, seq_len {vocab['seq_len']}, {vocab['stats']}")
+
+
+if __name__ == "__main__":
+    main()

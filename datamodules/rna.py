@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from datamodules.sequences import SequenceDataModule
-from svdd_lightning.alphabet import RNA
+from svdd_lightning.domains.nucleotides import RNA, NucleotideDomain
 
 DEFAULT_RNA_PATH = "data/rna/16S_rRNA.fa"
 
@@ -25,6 +25,7 @@ class RNADataModule(SequenceDataModule):
     def __init__(
         self,
         *,
+        domain: NucleotideDomain | None = None,
         alphabet: str = RNA,
         path: str | None = None,
         default_path: str | None = DEFAULT_RNA_PATH,
@@ -39,6 +40,7 @@ class RNADataModule(SequenceDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(
+            domain=domain,
             alphabet=alphabet,
             path=path,
             default_path=default_path,

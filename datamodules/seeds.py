@@ -10,27 +10,9 @@ members interact (SMC, SVDD-R).
 from __future__ import annotations
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-
-class IndexBatchDataset(Dataset):
-    """Batches [k * B, (k + 1) * B) of 0..N-1, leaving out those whose first index is in ``skip``
-    (batches an interrupted run already wrote)."""
-
-    def __init__(self, num_samples: int, batch_size: int, skip: set[int] | frozenset[int] = frozenset()) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.starts = [s for s in range(0, num_samples, batch_size) if s not in skip]
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, k: int) -> torch.Tensor:
-        if not 0 <= k < len(self):
-            raise IndexError(k)
-        start = self.starts[k]
-        return torch.arange(start, min(start + self.batch_size, self.num_samples), dtype=torch.long)
+from svdd_lightning.predictions import index_loader
 
 
 class SeedDataModule(L.LightningDataModule):
@@ -45,5 +27,4 @@ class SeedDataModule(L.LightningDataModule):
         self.skip = frozenset(skip)
 
     def predict_dataloader(self) -> DataLoader:
-        # batch_size=None: the dataset's items already are batches.
-        return DataLoader(IndexBatchDataset(self.num_samples, self.batch_size, self.skip), batch_size=None, shuffle=False)
+        return index_loader(self.num_samples, self.batch_size, self.skip)

@@ -1,5 +1,7 @@
 """Sequence data: read FASTA / CSV / TSV files, cut them into fixed-length windows, encode
-them with a nucleotide alphabet and serve them as a LightningDataModule.
+them with the domain's alphabet (svdd_lightning/domains/sequences.py) and serve them as a
+LightningDataModule. Which letters a file may hold, how they are normalised (an RNA domain reads T
+as U) and how they become tokens is the domain's business, not this module's.
 
 Every bad input raises :class:`svdd_lightning.errors.DataError` (or ``ConfigError`` for an
 option that cannot work) with a one-paragraph message naming the file and what to do.
@@ -22,7 +24,8 @@ from Bio.SeqIO.FastaIO import SimpleFastaParser
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from svdd_lightning import alphabet as alphabet_lib
+from svdd_lightning.domains.nucleotides import NucleotideDomain
+from svdd_lightning.domains.sequences import AlphabetError, SequenceDomain, encode
 from svdd_lightning.errors import ConfigError, DataError
 from svdd_lightning.paths import REPO_ROOT, resolve_path
 
@@ -68,7 +71,7 @@ def _open_text(path: Path):
     return open(path, encoding="latin-1", newline=None)
 
 
-def _read_fasta(path: Path) -> list[str]:
+def _read_fasta(path: Path, known: frozenset[str] | None) -> list[str]:
     try:
         with _open_text(path) as fh:
             first = ""
@@ -93,7 +96,7 @@ def _read_fasta(path: Path) -> list[str]:
             fh.seek(0)
             records = [(title, seq.upper()) for title, seq in SimpleFastaParser(fh)]
             sequences = [seq for _title, seq in records]
-            check_letters(sequences, path, what="record", names=[title.split()[0] if title else "" for title, _ in records])
+            check_letters(sequences, path, what="record", known=known, names=[title.split()[0] if title else "" for title, _ in records])
     except DataError:
         raise
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
@@ -111,7 +114,7 @@ def _read_fasta(path: Path) -> list[str]:
 
 
 def _read_table(
-    path: Path, sequence_column: str, label_columns: Sequence[str] | None
+    path: Path, sequence_column: str, label_columns: Sequence[str] | None, known: frozenset[str] | None
 ) -> tuple[list[str], pd.DataFrame | None]:
     name = path.name.lower().removesuffix(".gz")
     sep = "\t" if name.endswith(".tsv") else ","
@@ -157,7 +160,7 @@ def _read_table(
             f"Remove those rows or fill them in, then retry."
         )
     sequences = [s.strip().upper() for s in column.astype(str)]
-    check_letters(sequences, path, what="data row")
+    check_letters(sequences, path, what="data row", known=known)
 
     labels = None
     if label_columns:
@@ -191,8 +194,10 @@ def read_sequences(
     *,
     sequence_column: str = "sequence",
     label_columns: Sequence[str] | None = None,
+    known_letters: frozenset[str] | None = None,
 ) -> tuple[list[str], pd.DataFrame | None]:
-    """Read sequences (upper-cased) and, for a table with ``label_columns``, the labels.
+    """Read sequences (upper-cased) and, for a table with ``label_columns``, the labels. With
+    ``known_letters`` (the domain's ``known_letters()``), a sequence holding any other letter is an error.
 
     FASTA (.fa/.fasta/.fna, optionally .gz) is read with Biopython; CSV/TSV (optionally
     .gz) with pandas, taking ``sequence_column`` and the optional ``label_columns`` (returned
@@ -216,8 +221,8 @@ def read_sequences(
                 f"={list(label_columns)} was given. Use a CSV/TSV table with those columns, or "
                 f"set data.label_columns=null."
             )
-        return _read_fasta(path), None
-    return _read_table(path, sequence_column, label_columns)
+        return _read_fasta(path, known_letters), None
+    return _read_table(path, sequence_column, label_columns, known_letters)
 
 
 # --------------------------------------------------------------------------------------- #
@@ -225,47 +230,37 @@ def read_sequences(
 # --------------------------------------------------------------------------------------- #
 
 
-def _normaliser(alphabet: str) -> dict[int, int]:
-    """Translation table applied before checking letters: RNA alphabets accept T as U."""
-    if "U" in alphabet and "T" not in alphabet:
-        return str.maketrans("T", "U")
-    return {}
-
-
-# IUPAC nucleotide codes: ambiguity letters (N, R, Y, ...) are real data and their windows are dropped
-# and counted; anything else (X, J, digits, '*') means the file is not nucleotide sequence.
-IUPAC_NUCLEOTIDES = frozenset("ACGTURYSWKMBDHVN-.")
-
-
-def check_letters(sequences: Sequence[str], path: Path, *, what: str, names: Sequence[str] | None = None) -> None:
-    """Refuse sequences holding letters that are no IUPAC nucleotide code, naming the first one."""
+def check_letters(sequences: Sequence[str], path: Path, *, what: str, known: frozenset[str] | None,
+                  names: Sequence[str] | None = None) -> None:
+    """Refuse sequences holding letters the domain does not know (``known``; None: no check), naming the
+    first one."""
+    if known is None:
+        return
     for i, seq in enumerate(sequences):
-        bad = set(seq) - IUPAC_NUCLEOTIDES
+        bad = set(seq) - known
         if bad:
             label = f"{what} {i + 1}" + (f" ({names[i]})" if names and names[i] else "")
             shown = "".join(sorted(bad))[:10]
             raise DataError(
-                f"data file {path}, {label}: letters outside the nucleotide alphabet ({shown!r}); only A, C, G, "
-                f"T/U and IUPAC ambiguity codes (N, R, Y, ...) are allowed. Is it a protein or a corrupt file? Fix "
-                f"or remove that sequence.")
+                f"data file {path}, {label}: letters this domain does not know ({shown!r}); allowed are "
+                f"{''.join(sorted(known))}. Is it another kind of sequence (protein, nucleotides) or a corrupt "
+                f"file? Fix or remove that sequence, or use the domain of that alphabet.")
 
 
 def _windows_with_source(
-    sequences: Sequence[str], *, seq_len: int, stride: int | None, alphabet: str
+    sequences: Sequence[str], *, seq_len: int, stride: int | None, domain: SequenceDomain
 ) -> tuple[list[str], list[int], dict[str, int]]:
     if seq_len <= 0:
         raise ConfigError(f"data.seq_len must be a positive integer, got {seq_len}.")
     stride = seq_len if stride is None else stride
     if stride <= 0:
         raise ConfigError(f"data.stride must be a positive integer or null, got {stride}.")
-    alphabet = alphabet.upper()
-    norm = _normaliser(alphabet)
-    strip = str.maketrans("", "", alphabet)
+    strip = str.maketrans("", "", domain.alphabet)
     kept: list[str] = []
     source: list[int] = []
     n_windows = dropped_n = dropped_other = too_short = 0
     for i, seq in enumerate(sequences):
-        seq = seq.upper().translate(norm)
+        seq = domain.clean(seq)
         if len(seq) < seq_len:
             too_short += 1
             continue
@@ -292,18 +287,18 @@ def _windows_with_source(
 
 
 def windows(
-    sequences: Sequence[str], *, seq_len: int, stride: int | None = None, alphabet: str
+    sequences: Sequence[str], *, seq_len: int, stride: int | None = None, domain: SequenceDomain
 ) -> tuple[list[str], dict[str, int]]:
     """Cut each sequence into windows of ``seq_len`` every ``stride`` letters (default
     ``seq_len``: non-overlapping; a tail shorter than ``seq_len`` is discarded).
 
-    Windows holding N, or any other letter outside ``alphabet``, are dropped. For an RNA
-    alphabet (U but no T) a T is read as U. Returns the kept windows and stats:
+    Windows holding N, or any other letter outside the domain's alphabet, are dropped; letters are
+    first normalised by the domain (``domain.clean``: upper case; T read as U for RNA). Returns the kept windows and stats:
     ``sequences`` (inputs), ``windows`` (candidate windows), ``kept``, ``dropped_n``
     (windows with at least one N), ``dropped_other`` (other foreign letters, no N) and
     ``too_short`` (sequences shorter than ``seq_len``, which yield no window)."""
     kept, _source, stats = _windows_with_source(
-        sequences, seq_len=seq_len, stride=stride, alphabet=alphabet
+        sequences, seq_len=seq_len, stride=stride, domain=domain
     )
     return kept, stats
 
@@ -313,18 +308,17 @@ def exact_rows(
     labels: pd.DataFrame | None,
     *,
     seq_len: int,
-    alphabet: str,
+    domain: SequenceDomain,
     source: str | Path = "the data file",
 ) -> tuple[list[str], np.ndarray | None, list[int], dict[str, int]]:
     """Labelled tables: every sequence must already have length ``seq_len`` (no windowing;
     a wrong length raises DataError naming the row). Rows with N, with other letters outside
-    ``alphabet`` or with a missing label are dropped and counted.
+    the domain's alphabet or with a missing label are dropped and counted.
 
     Returns the kept sequences, their labels (float32 array (N, K) or None), the kept row
     indices and stats (same keys as :func:`windows`, plus ``dropped_missing_label``)."""
     if seq_len <= 0:
         raise ConfigError(f"data.seq_len must be a positive integer, got {seq_len}.")
-    alphabet = alphabet.upper()
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     wrong = lengths != seq_len
     if wrong.any():
@@ -344,8 +338,7 @@ def exact_rows(
             f"and must hold sequences of exactly data.seq_len={seq_len} "
             f"({int(wrong.sum())} of {len(sequences)} rows differ). To fix it, {fix}."
         )
-    norm = _normaliser(alphabet)
-    strip = str.maketrans("", "", alphabet)
+    strip = str.maketrans("", "", domain.alphabet)
     label_ok = (
         np.ones(len(sequences), dtype=bool)
         if labels is None
@@ -355,7 +348,7 @@ def exact_rows(
     rows: list[int] = []
     dropped_n = dropped_other = dropped_label = 0
     for i, seq in enumerate(sequences):
-        seq = seq.upper().translate(norm)
+        seq = domain.clean(seq)
         rest = seq.translate(strip)
         if rest:
             if "N" in rest:
@@ -405,7 +398,7 @@ class _TokenDataset(Dataset):
 
 
 class SequenceDataModule(L.LightningDataModule):
-    """Fixed-length nucleotide sequences read from a FASTA/CSV/TSV file.
+    """Fixed-length sequences of a sequence domain (DNA and RNA by default) read from a FASTA/CSV/TSV file.
 
     After :meth:`setup`: ``stats`` (read/window counts), ``train_tokens``/``val_tokens``
     (long (N, L)), ``train_labels``/``val_labels`` (float (N, K) or None), ``label_names``
@@ -418,7 +411,8 @@ class SequenceDataModule(L.LightningDataModule):
     def __init__(
         self,
         *,
-        alphabet: str,
+        domain: SequenceDomain | None = None,
+        alphabet: str | None = None,
         path: str | None,
         default_path: str | None = None,
         seq_len: int,
@@ -432,8 +426,10 @@ class SequenceDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not alphabet:
-            raise ConfigError("the data alphabet is empty; give its letters, e.g. 'ACGT'.")
+        if domain is None:
+            if not alphabet:
+                raise ConfigError("the data needs a domain (data.domain) or an alphabet; give its letters, e.g. 'ACGT'.")
+            domain = NucleotideDomain(alphabet=alphabet)  # the shorthand of the DNA/RNA DataModules
         if path is None and default_path is None:
             raise ConfigError(
                 "no data file: set data.path=YOUR.fasta (or .csv/.tsv, optionally .gz)."
@@ -450,7 +446,8 @@ class SequenceDataModule(L.LightningDataModule):
             )
         if int(num_workers) < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}.")
-        self.alphabet = alphabet.upper()
+        self.domain = domain
+        self.alphabet = domain.alphabet
         self.path = None if path is None else str(path)
         self.default_path = None if default_path is None else str(default_path)
         self.seq_len = int(seq_len)
@@ -501,15 +498,16 @@ class SequenceDataModule(L.LightningDataModule):
             return
         path = self._locate()
         sequences, labels = read_sequences(
-            path, sequence_column=self.sequence_column, label_columns=self.label_columns
+            path, sequence_column=self.sequence_column, label_columns=self.label_columns,
+            known_letters=self.domain.known_letters(),
         )
         if labels is not None:
             kept, values, groups, stats = exact_rows(
-                sequences, labels, seq_len=self.seq_len, alphabet=self.alphabet, source=path
+                sequences, labels, seq_len=self.seq_len, domain=self.domain, source=path
             )
         else:
             kept, groups, stats = _windows_with_source(
-                sequences, seq_len=self.seq_len, stride=self.stride, alphabet=self.alphabet
+                sequences, seq_len=self.seq_len, stride=self.stride, domain=self.domain
             )
             values = None
         del sequences
@@ -538,9 +536,9 @@ class SequenceDataModule(L.LightningDataModule):
         train_idx = index[~is_val]
         val_idx = index[is_val]
         try:
-            self.train_tokens = _encode_rows(kept, train_idx, self.seq_len, self.alphabet)
-            self.val_tokens = _encode_rows(kept, val_idx, self.seq_len, self.alphabet)
-        except alphabet_lib.AlphabetError as exc:  # pragma: no cover - filtered above
+            self.train_tokens = _encode_rows(kept, train_idx, self.seq_len, self.domain)
+            self.val_tokens = _encode_rows(kept, val_idx, self.seq_len, self.domain)
+        except AlphabetError as exc:  # pragma: no cover - filtered above
             raise DataError(f"data file {path}: {exc}. Fix or remove that sequence.") from exc
         del kept
         if values is not None:
@@ -610,18 +608,18 @@ class SequenceDataModule(L.LightningDataModule):
 
 
 def _encode_rows(
-    kept: Sequence[str], rows: np.ndarray, seq_len: int, alphabet: str, chunk: int = 8192
+    kept: Sequence[str], rows: np.ndarray, seq_len: int, domain: SequenceDomain, chunk: int = 8192
 ) -> Tensor:
     """Encode ``kept[rows]`` (all of length seq_len) into a long tensor (len(rows), seq_len).
 
-    Chunks of windows are joined into one string per call to ``alphabet.encode`` and
+    Chunks of windows are joined into one string per call to ``encode`` and
     reshaped, which is ~10x faster than one call per window and keeps peak memory near the
     size of the result."""
     out = torch.empty((len(rows), seq_len), dtype=torch.long)
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         joined = "".join(kept[i] for i in part)
-        out[start : start + len(part)] = alphabet_lib.encode([joined], alphabet).view(
+        out[start : start + len(part)] = encode([joined], domain.alphabet).view(
             len(part), seq_len
         )
     return out

@@ -4,9 +4,8 @@ say what is wrong (missing file, other domain, other architecture) and what to d
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 import pickle
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,9 +32,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return load_tensors_only(path)
     except pickle.UnpicklingError as exc:
+        # torch's message spans many lines; the one naming what the file asked to import is the useful one.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        what = next((line for line in lines if "GLOBAL" in line or "global" in line), lines[0] if lines else "")
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain containers, which loading would have "
-            f"to run code for ({exc}). It was not written by this project's train.py; refusing to load it. Use a "
+            f"to run code for ({what}); refusing to load it. It was not written by this project's train.py: use a "
             f"checkpoint from `python train.py stage=...`, or re-save its state_dict with torch.save."
         ) from exc
     except Exception as exc:  # torch raises many types for corrupt files
@@ -84,20 +86,6 @@ def load_state(
     return meta
 
 
-def check_vocabulary(path: str | Path, tokens: list[str], vocab_path: str | Path) -> None:
-    """Refuse a checkpoint whose recorded vocabulary differs from the configured one (a model reads
-    token ids, so another token order of the same size would decode nonsense without any error)."""
-    meta = read_checkpoint(path).get("svdd", {})
-    recorded = meta.get("vocabulary")
-    if recorded is None or list(recorded) == list(tokens):
-        return
-    diff = next((i for i, (a, b) in enumerate(zip(recorded, tokens)) if a != b), min(len(recorded), len(tokens)))
-    raise CheckpointError(
-        f"checkpoint {resolve_path(path)} was trained with another vocabulary than domain.vocab={vocab_path} "
-        f"({len(recorded)} vs {len(tokens)} tokens, first difference at id {diff}). Pass the vocabulary file it was "
-        f"trained with (domain.vocab=PATH), or a checkpoint trained with this one.")
-
-
 # Reward options that change how fast a reward runs, not what it returns.
 RUNTIME_REWARD_OPTIONS = ("workers", "cache")
 
@@ -120,3 +108,10 @@ def check_value_reward(path: str | Path, reward_config: dict) -> None:
         f"value checkpoint {resolve_path(path)} was trained for the reward with other settings ({shown}). Train a "
         f"value for these settings (`python train.py stage=value ...`) and pass value.checkpoint=PATH, or use "
         f"decoder=svdd_pm, which needs no trained value.")
+
+
+def load_diffusion(diffusion: nn.Module, path: str | Path, *, domain: str | None = None) -> nn.Module:
+    """Load a pre-trained checkpoint (``train.py stage=pretrain``) into a built diffusion, frozen, for
+    decoding from Python (the architecture must match the one it was trained with)."""
+    load_state(diffusion, path, kind="diffusion", domain=domain, prefix="diffusion.")
+    return diffusion.eval().requires_grad_(False)

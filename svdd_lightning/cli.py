@@ -10,7 +10,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
@@ -71,18 +70,6 @@ def quiet_lightning() -> None:
 def accepts(target: str, name: str) -> bool:
     """Whether the class behind ``target`` takes keyword ``name`` (to hand decoders only what they use)."""
     return name in inspect.signature(get_class(target)).parameters
-
-
-def trainer_kwargs(cfg: DictConfig, *, keys: tuple[str, ...]) -> dict[str, Any]:
-    conf = OmegaConf.to_container(cfg, resolve=True)
-    return {k: conf[k] for k in keys if k in conf}
-
-
-def make_trainer(trainer_cfg: DictConfig, **overrides: Any) -> L.Trainer:
-    kwargs = trainer_kwargs(trainer_cfg, keys=("accelerator", "devices", "strategy", "precision", "num_nodes",
-                                               "enable_progress_bar"))
-    kwargs.update(overrides)
-    return L.Trainer(**kwargs)
 
 
 def is_launcher_process() -> bool:

@@ -1,12 +1,12 @@
-"""Experiment loggers: W&B (offline unless the user configured it), CSV, or none."""
+"""The experiment loggers the ``logger`` config group instantiates (``_target_``): W&B (offline unless the
+user configured it) and CSV. ``logger=none`` sets the node to null (no logger)."""
 
 from __future__ import annotations
 
 import netrc
 import os
 from pathlib import Path
-
-from svdd_lightning.errors import ConfigError
+from typing import Any
 
 
 def wandb_configured() -> bool:
@@ -20,24 +20,32 @@ def wandb_configured() -> bool:
     return any("wandb" in host for host in rc.hosts)
 
 
-def build_logger(kind: str, *, output_dir: Path, project: str = "svdd-lightning", name: str | None = None,
-                 config: dict | None = None):
-    if kind == "none":
-        return None
-    if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
+def wandb_logger(*, save_dir: str, name: str | None = None, project: str = "svdd-lightning",
+                 run_config: dict[str, Any] | None = None) -> Any:
+    """Lightning's WandbLogger, offline (runs under save_dir/wandb, ``wandb sync`` uploads them) unless the
+    user chose a mode or logged in."""
+    from lightning.pytorch.loggers import WandbLogger
 
-        return CSVLogger(save_dir=str(output_dir), name="csv")
-    if kind == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
+    offline = not wandb_configured()
+    if offline:
+        os.environ["WANDB_MODE"] = "offline"
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(project=project, name=name, save_dir=save_dir, offline=offline, config=run_config)
 
-        offline = not wandb_configured()
-        if offline:
-            os.environ["WANDB_MODE"] = "offline"
-        output_dir.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        return WandbLogger(project=project, name=name, save_dir=str(output_dir), offline=offline, config=config)
-    raise ConfigError(f"logger '{kind}' is unknown; use logger=wandb, logger=csv or logger=none.")
+
+def csv_logger(*, save_dir: str, name: str | None = None, run_config: dict[str, Any] | None = None) -> Any:
+    """Lightning's CSVLogger under save_dir/csv (the run's settings go to its hparams.yaml)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(save_dir=save_dir, name="csv")
+    if run_config:
+        logger.log_hyperparams(run_config)
+    return logger
+
+
+def is_offline_wandb(logger: Any) -> bool:
+    return type(logger).__name__ == "WandbLogger" and os.environ.get("WANDB_MODE") == "offline"
 
 
 def wandb_sync_hint(output_dir: Path) -> str:

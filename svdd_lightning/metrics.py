@@ -1,10 +1,9 @@
-"""Naturalness metrics: how close samples stay to the pre-trained model and the real data."""
+"""Naturalness metrics any domain can use: how close samples stay to the pre-trained model and the
+real data, and how diverse they are (the domains in ``svdd_lightning/domains/`` pick theirs)."""
 
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,42 +60,6 @@ def pairwise_rms_distance(samples: torch.Tensor) -> float:
     return float(dist.sum() / (n * (n - 1)))
 
 
-def load_kmer_reference(path: str | Path) -> np.ndarray | None:
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return np.asarray(json.loads(path.read_text())["frequencies"], dtype=float)
-
-
-class SequenceNaturalness:
-    """Naturalness of DNA/RNA samples; the domain config's ``naturalness`` node builds it.
-
-    ``reference`` is a JSON file written by ``train.py stage=pretrain`` from held-out windows.
-    """
-
-    reference_name = "heldout_3mer.json"
-
-    def __init__(self, *, vocab_size: int, alphabet: str, reference: str | None = None) -> None:
-        self.vocab_size = vocab_size
-        self.alphabet = alphabet
-        self.reference = reference
-
-    def __call__(self, samples: torch.Tensor, *, diffusion: Diffusion, seed: int) -> dict[str, float]:
-        from svdd_lightning.checkpoints import resolve_path
-
-        kmer_reference = load_kmer_reference(resolve_path(self.reference)) if self.reference else None
-        return sequence_naturalness(samples, diffusion=diffusion, vocab_size=self.vocab_size,
-                                    kmer_reference=kmer_reference, seed=seed)
-
-    def write_reference(self, datamodule, directory: Path) -> Path:
-        """Held-out statistics the metric compares samples against."""
-        path = Path(directory) / self.reference_name
-        freqs = kmer_frequencies(datamodule.val_tokens, self.vocab_size, 3)
-        path.write_text(json.dumps({"k": 3, "kmers": kmer_names(self.alphabet, 3), "frequencies": freqs.tolist(),
-                                    "num_sequences": int(datamodule.val_tokens.shape[0])}, indent=1))
-        return path
-
-
 @torch.no_grad()
 def elbo_log_likelihood(samples: torch.Tensor, *, diffusion: Diffusion, seed: int, batch_size: int = 256,
                         num_estimates: int = 16) -> dict[str, float]:
@@ -111,28 +74,3 @@ def elbo_log_likelihood(samples: torch.Tensor, *, diffusion: Diffusion, seed: in
         lls.append(diffusion.log_likelihood(chunk, gens, num_estimates=num_estimates).cpu())
     ll = torch.cat(lls)
     return {"log_likelihood": float(ll.mean()), "log_likelihood_median": float(ll.median())}
-
-
-@torch.no_grad()
-def sequence_naturalness(
-    samples: torch.Tensor,
-    *,
-    diffusion: Diffusion,
-    vocab_size: int,
-    kmer_reference: np.ndarray | None,
-    seed: int,
-    batch_size: int = 256,
-    num_estimates: int = 16,
-) -> dict[str, float]:
-    """ELBO log-likelihood under the pre-trained model (nats per sequence), 3-mer correlation
-    with held-out real windows, the fraction of unique sequences and their diversity (mean
-    pairwise Hamming distance per position)."""
-    out = elbo_log_likelihood(samples, diffusion=diffusion, seed=seed, batch_size=batch_size,
-                              num_estimates=num_estimates)
-    out["unique_fraction"] = unique_fraction(samples)
-    diversity = token_diversity(samples, vocab_size)
-    if diversity == diversity:  # not NaN: needs two samples
-        out["diversity"] = diversity
-    if kmer_reference is not None:
-        out["kmer3_correlation"] = kmer_correlation(samples, kmer_reference, vocab_size)
-    return out

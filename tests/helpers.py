@@ -53,3 +53,28 @@ def tiny_value(num_steps: int = 6, seed: int = 0) -> LearnedValue:
 
 def gc_reward() -> GCReward:
     return GCReward()
+
+
+def on_domain(reward, domain):
+    """A built-in reward over objects as the Reward module a decode run makes of it (tensors in, scores out)."""
+    from svdd_lightning.rewards.build import as_reward
+
+    return as_reward(reward, domain=domain)
+
+
+def rna_domain():
+    from svdd_lightning.domains.nucleotides import RNA, NucleotideDomain
+
+    return NucleotideDomain(alphabet=RNA)
+
+
+def molecule_domain(vocab=None):
+    from svdd_lightning.domains.molecules import MoleculeDomain
+
+    return MoleculeDomain(vocab=vocab)
+
+
+def image_domain():
+    from svdd_lightning.domains.images import ImageDomain
+
+    return ImageDomain()

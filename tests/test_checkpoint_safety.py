@@ -48,3 +48,32 @@ def test_an_oracle_naming_a_foreign_class_is_refused(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="not one of this project's networks"):
         build_oracle_network(str(path))
+
+
+class RunsCode:
+    """Unpickling this object would run a shell command (the classic malicious-checkpoint payload)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_is_refused_by_decode_py_with_an_error_line(tmp_path):
+    from tests.helpers import run
+
+    marker = tmp_path / "code-ran"
+    shipped = torch.load("checkpoints/dna/pretrained.ckpt", map_location="cpu", weights_only=True)
+    shipped["svdd"]["note"] = RunsCode(marker)
+    crafted = tmp_path / "downloaded.ckpt"
+    torch.save(shipped, crafted)
+    proc = run("decode.py", f"diffusion.checkpoint={crafted}", "num_samples=2", "logger=none",
+               f"output_dir={tmp_path / 'out'}", tmp=tmp_path, check=False)
+    assert proc.returncode == 2
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: checkpoint") and str(crafted) in line and "refusing" in line
+    assert not marker.exists()  # nothing in the file ran
+    assert not (tmp_path / "out" / "samples.csv").exists()

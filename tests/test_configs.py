@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from decode import resolve_max_batch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from svdd_lightning.build import split_checkpoint
+from svdd_lightning.build import (build_decoder, build_diffusion, build_domain, build_logger, build_reward,
+                                  split_checkpoint)
 from svdd_lightning.decoders.base import Decoder
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
@@ -31,22 +31,16 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("decoder", options("decoder"))
 def test_every_decoder_composes_and_instantiates(decoder):
+    """Through the builders decode.py itself uses (svdd_lightning/build.py)."""
     cfg = compose_decode(f"decoder={decoder}")
     node, checkpoint = split_checkpoint(cfg.diffusion)
-    diffusion = instantiate(node)
-    assert isinstance(diffusion, Diffusion) and checkpoint
-    reward = instantiate(cfg.reward)
+    assert checkpoint
+    domain = build_domain(cfg)
+    diffusion = build_diffusion(cfg, domain)
+    assert isinstance(diffusion, Diffusion)
+    reward = build_reward(cfg, domain)
     assert isinstance(reward, Reward)
-    value = None
-    if cfg.value is not None:
-        vnode, _ = split_checkpoint(cfg.value)
-        kwargs = {"reward": reward, "diffusion": diffusion} if "posterior_mean" in vnode["_target_"] else {}
-        value = instantiate(vnode, **kwargs)
-    kwargs = {"reward": reward}
-    if cfg.value is not None:
-        kwargs["value"] = value
-    resolve_max_batch(cfg)  # decoder.max_batch=auto -> a number on CPU, as decode.py does
-    dec = instantiate(cfg.decoder, **kwargs)
+    dec, _value = build_decoder(cfg, diffusion=diffusion, reward=reward)  # max_batch=auto -> a number on CPU
     assert isinstance(dec, Decoder)
     assert dec.settings().get("num_candidates") is not None
 
@@ -74,22 +68,26 @@ def test_every_reward_instantiates(reward, image_oracle_checkpoint):
     overrides = [f"domain={REWARD_DOMAIN.get(reward, 'dna')}", f"reward={reward}"]
     if reward in ("digit", "oracle"):
         overrides += [f"reward.checkpoint={image_oracle_checkpoint}", "reward.target_class=3"]
+    if reward == "function":
+        overrides += ["reward._target_=tests.user_reward.gc_fraction"]
     cfg = compose_decode(*overrides)
-    assert isinstance(instantiate(cfg.reward), Reward)
+    assert isinstance(build_reward(cfg, build_domain(cfg)), Reward)
 
 
 @pytest.mark.parametrize("logger", options("logger"))
-def test_every_logger_option_composes(logger):
+def test_every_logger_option_composes_and_instantiates(logger, tmp_path):
     cfg = compose_decode(f"logger={logger}")
-    assert cfg.logger.kind == logger
+    built = build_logger(cfg, output_dir=tmp_path, name="run")
+    expected = {"none": "NoneType", "csv": "CSVLogger", "wandb": "WandbLogger"}[logger]
+    assert type(built).__name__ == expected
 
 
 def test_domain_datamodule_and_format_instantiate():
     cfg = compose_decode("domain=dna")
     data = instantiate(cfg.data)
     assert data.seq_len == 200
-    fmt = instantiate(cfg.format)
-    assert fmt.native_name == "samples.fasta"
+    domain = build_domain(cfg)
+    assert domain.native_name == "samples.fasta" and data.domain.alphabet == domain.alphabet == "ACGT"
 
 
 def test_learned_value_checkpoint_follows_reward_choice():

@@ -9,7 +9,8 @@ import torch
 from datamodules import sequences as seqmod
 from datamodules.dna import DEFAULT_DNA_PATH, DNADataModule
 from datamodules.sequences import SequenceDataModule, read_sequences, windows
-from svdd_lightning.alphabet import decode
+from svdd_lightning.domains.nucleotides import NucleotideDomain
+from svdd_lightning.domains.sequences import decode
 from svdd_lightning.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,15 +95,15 @@ def test_read_tsv_utr(tmp_path):
 
 def test_windows_counts():
     seqs = ["ACGTNACGTAAAA", "acgtRRRRccgg", "AC", "AAAACCCCNNNN"]
-    kept, stats = windows(seqs, seq_len=4, alphabet="ACGT")
+    kept, stats = windows(seqs, seq_len=4, domain=NucleotideDomain(alphabet="ACGT"))
     assert kept == ["ACGT", "TAAA", "ACGT", "CCGG", "AAAA", "CCCC"]
     assert stats == SMALL_STATS
 
 
 def test_windows_stride_and_rna():
-    kept, stats = windows(["ACGTAC"], seq_len=4, stride=1, alphabet="ACGT")
+    kept, stats = windows(["ACGTAC"], seq_len=4, stride=1, domain=NucleotideDomain(alphabet="ACGT"))
     assert kept == ["ACGT", "CGTA", "GTAC"] and stats["windows"] == 3
-    kept, stats = windows(["ACGTAC", "ACGUAC"], seq_len=6, alphabet="ACGU")
+    kept, stats = windows(["ACGTAC", "ACGUAC"], seq_len=6, domain=NucleotideDomain(alphabet="ACGU"))
     assert kept == ["ACGUAC", "ACGUAC"]  # T is read as U for RNA
 
 

@@ -17,8 +17,8 @@ from PIL import Image
 from datamodules.image import DigitsDataModule
 from svdd_lightning.diffusion.gaussian import GaussianDiffusion
 from svdd_lightning.errors import CheckpointError, ConfigError, DataError
-from svdd_lightning.formats_image import ImageFormat
-from svdd_lightning.metrics_image import ImageNaturalness, frechet_distance
+from svdd_lightning.domains.images import ImageDomain
+from svdd_lightning.domains.images.naturalness import ImageNaturalness, frechet_distance
 from svdd_lightning.modules.oracle import OracleModule
 from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser, PrototypeClassifier
 from svdd_lightning.networks.image_value import ImageValueNet
@@ -27,6 +27,7 @@ from svdd_lightning.rewards.image import CompressibilityReward, DigitReward
 from svdd_lightning.rewards.oracle import OracleReward, build_oracle_network
 from tests.contracts import RewardContract
 
+from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import ROOT  # noqa: E402
 from tests.helpers import TINY as DNA_TINY  # noqa: E402
 from tests.helpers import run  # noqa: E402
@@ -35,12 +36,16 @@ IMAGE_TINY = ["steps=4", "diffusion.network.channels=8", "diffusion.network.time
               "value_network.time_dim=8", "oracle_network.channels=8", "trainer.enable_progress_bar=false"]
 
 
-def write_oracle_checkpoint(path: Path, *, network: torch.nn.Module, config: dict, task: str, domain: str,
-                            input_key: str, input_shape, **extra) -> Path:
-    """An (untrained) oracle checkpoint in the format train.py stage=oracle writes."""
-    module = OracleModule(network=network, network_config=config, domain=domain, task=task, input_key=input_key,
+def write_oracle_checkpoint(path: Path, *, network: torch.nn.Module, task: str, domain: str,
+                            input_key: str, input_shape, config: dict | None = None, **extra) -> Path:
+    """An (untrained) oracle checkpoint in the format train.py stage=oracle writes (``config``: what the
+    network's description must say, checked against what the module records)."""
+    module = OracleModule(network=network, domain=domain, task=task, input_key=input_key,
                           input_shape=input_shape, **extra)
-    torch.save({"state_dict": module.state_dict(), "svdd": module.checkpoint_metadata()}, path)
+    meta = module.checkpoint_metadata()
+    if config is not None:
+        assert {k: meta["network"][k] for k in config} == config
+    torch.save({"state_dict": module.state_dict(), "svdd": meta}, path)
     return path
 
 
@@ -93,7 +98,7 @@ def random_images(n: int, seed: int = 0) -> torch.Tensor:
 class TestCompressibilityContract(RewardContract):
     @pytest.fixture
     def reward(self):
-        return CompressibilityReward()
+        return on_domain(CompressibilityReward(), image_domain())
 
     @pytest.fixture
     def reward_inputs(self):
@@ -112,7 +117,7 @@ class TestDigitContract(RewardContract):
 
 def test_jpeg_reward_is_minus_pillow_kilobytes(digits):
     x = torch.cat([digits.val_images[:6], random_images(2)])
-    reward = CompressibilityReward()(x)
+    reward = on_domain(CompressibilityReward(), image_domain())(x)
     for image, r in zip(x, reward):
         pixels = ((image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
         buffer = io.BytesIO()
@@ -122,13 +127,13 @@ def test_jpeg_reward_is_minus_pillow_kilobytes(digits):
 
 def test_flat_image_compresses_better_than_noise():
     flat = torch.zeros(3, 1, 8, 8)
-    reward = CompressibilityReward()
+    reward = on_domain(CompressibilityReward(), image_domain())
     assert reward(flat).min() > reward(random_images(3)).max()
 
 
 def test_compressibility_handles_rgb_and_nan_without_gradients():
     x = torch.full((2, 3, 8, 8), float("nan"), requires_grad=True)
-    out = CompressibilityReward()(x)
+    out = on_domain(CompressibilityReward(), image_domain())(x)
     assert out.shape == (2,) and torch.isfinite(out).all() and not out.requires_grad
 
 
@@ -254,12 +259,12 @@ def test_image_value_net_gives_one_value_per_sample():
 
 
 def test_image_format_writes_npy_and_png(tmp_path, digits):
-    fmt = ImageFormat()
+    domain = ImageDomain()
     x = digits.val_images[:7]
-    names = fmt.to_text(x)
+    names = domain.to_text(x)
     assert names[0] == "sample_00000" and names[6] == "sample_00006"
-    path = fmt.write_native(tmp_path, names, [-0.39] * 7, list(range(7)))
-    assert path == tmp_path / "samples.npy"
+    path, grid = domain.write_native(tmp_path, samples=x, texts=names, rewards=[-0.39] * 7, indices=list(range(7)))
+    assert path == tmp_path / "samples.npy" and grid == tmp_path / "samples.png"
     saved = np.load(path)
     assert saved.shape == (7, 1, 8, 8) and saved.dtype == np.float32
     np.testing.assert_allclose(saved, x.numpy())
@@ -323,7 +328,7 @@ def test_prototype_classifier_is_per_sample_and_unsure_far_from_every_class():
     far = net(x * 1e4)
     torch.testing.assert_close(torch.softmax(far, -1), torch.full_like(far, 0.1), atol=1e-4, rtol=0)
     # The last linear layer (whose input the Frechet distance takes as features) is the prototype head.
-    from svdd_lightning.metrics_image import last_linear
+    from svdd_lightning.domains.images.naturalness import last_linear
 
     assert last_linear(net) is net.head and net.head.bias is None
     with pytest.raises(ValueError, match="divisible by 4"):
@@ -377,11 +382,11 @@ def test_image_domain_config_judges_naturalness_with_the_independent_classifier(
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("decode", overrides=["domain=image", "reward=digit"])
-    assert cfg.naturalness.classifier == "checkpoints/image/naturalness_classifier.ckpt"
+    assert cfg.objects.classifier == "checkpoints/image/naturalness_classifier.ckpt"
     assert cfg.reward.checkpoint == "checkpoints/image/oracle_digit.ckpt"
-    assert instantiate(cfg.naturalness).load_classifier() is not None
+    assert instantiate(cfg.objects).judge.load_classifier() is not None
     # The shipped judge was trained from the domain's naturalness_network node (README, Training).
-    meta = torch.load(JUDGE, map_location="cpu", weights_only=False)["svdd"]
+    meta = torch.load(JUDGE, map_location="cpu", weights_only=True)["svdd"]
     assert meta["network"] == OmegaConf.to_container(cfg.naturalness_network, resolve=True)
     assert isinstance(instantiate(cfg.naturalness_network), PrototypeClassifier)
 
@@ -470,8 +475,8 @@ def test_image_oracle_pretrain_and_decode(workdir):
     assert (pre_dir / "real_images.npz").is_file()
 
     run("decode.py", "domain=image", "decoder=svdd_pm", "reward=compressibility",
-        f"diffusion.checkpoint={pre_dir / 'pretrained.ckpt'}", f"naturalness.classifier={oracle_dir / 'oracle.ckpt'}",
-        f"naturalness.reference={pre_dir / 'real_images.npz'}", "num_samples=6", "batch_size=4",
+        f"diffusion.checkpoint={pre_dir / 'pretrained.ckpt'}", f"objects.classifier={oracle_dir / 'oracle.ckpt'}",
+        f"objects.naturalness_reference={pre_dir / 'real_images.npz'}", "num_samples=6", "batch_size=4",
         "decoder.num_candidates=3", "logger=none", f"output_dir={out}", *IMAGE_TINY, tmp=workdir)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["domain"] == "image" and summary["reward"] == "compressibility"
@@ -482,7 +487,7 @@ def test_image_oracle_pretrain_and_decode(workdir):
     assert samples.shape == (6, 1, 8, 8) and samples.min() >= -1.0 and samples.max() <= 1.0
     rows = list(csv.DictReader(open(out / "samples.csv")))
     assert [r["sample"] for r in rows] == [f"sample_{j:05d}" for j in range(6)]
-    rewards = CompressibilityReward()(torch.from_numpy(samples))
+    rewards = on_domain(CompressibilityReward(), image_domain())(torch.from_numpy(samples))
     np.testing.assert_allclose([float(r["reward"]) for r in rows], rewards.numpy(), atol=1e-6)
     assert (out / "samples.png").stat().st_size > 1000
     assert not list(out.glob("*.partial"))

@@ -16,7 +16,7 @@ from rdkit import Chem, RDConfig
 from rdkit.Chem import QED, Crippen
 
 from datamodules.molecule import MoleculeDataModule, moses_path
-from svdd_lightning.chem import (
+from svdd_lightning.domains.molecules.chem import (
     PAD_TOKEN,
     VOCAB_PATH,
     SelfiesVocabulary,
@@ -27,11 +27,12 @@ from svdd_lightning.chem import (
 )
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import DataError
-from svdd_lightning.formats_molecule import SmilesFormat
-from svdd_lightning.metrics_molecule import MoleculeNaturalness, internal_diversity, molecule_metrics
+from svdd_lightning.domains.molecules import MoleculeDomain
+from svdd_lightning.domains.molecules.naturalness import internal_diversity, molecule_metrics
 from svdd_lightning.networks.sequence import SequenceDenoiser
 from svdd_lightning.rewards.molecule import LOGP_FLOOR, LogPReward, QEDReward, SAReward, _sascorer
 from tests.contracts import RewardContract
+from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import run
 
 L = 48
@@ -56,7 +57,7 @@ def encode(vocab: SelfiesVocabulary, smiles: list[str], seq_len: int = L) -> tor
 
 @pytest.fixture(scope="module")
 def rewards() -> dict:
-    return {"qed": QEDReward(), "sa": SAReward(), "logp": LogPReward()}
+    return {"qed": on_domain(QEDReward(), molecule_domain()), "sa": on_domain(SAReward(), molecule_domain()), "logp": on_domain(LogPReward(), molecule_domain())}
 
 
 # --------------------------------------------------------------------------------------- #
@@ -176,7 +177,7 @@ def test_sa_matches_the_zinc_reference_scores(tmp_path):
     path.write_text(json.dumps(built))
     vocab = SelfiesVocabulary.load(path)
     x = encode(vocab, table["smiles"].tolist(), 80)
-    ours = SAReward(vocab=path)(x).double().numpy()
+    ours = on_domain(SAReward(), molecule_domain(path))(x).double().numpy()
     reference = (10.0 - table["sa_score"].to_numpy()) / 9.0
     np.testing.assert_allclose(ours, reference, rtol=0, atol=5.01e-4 / 9 + 1e-7)
 
@@ -203,14 +204,14 @@ def test_molecule_naturalness_call_and_reference(tmp_path, vocab):
     class _Data:
         train_smiles = [canonical_smiles(s) for s in DRUGS[:3]]
 
-    natural = MoleculeNaturalness(reference=None)
-    ref = natural.write_reference(_Data(), tmp_path)
+    natural = MoleculeDomain(naturalness_reference=None)
+    [ref] = natural.write_reference(_Data(), tmp_path)
     assert ref.name == "train_smiles_hashes.npy" and np.load(ref).shape == (3,) and ref.stat().st_size < 200
     torch.manual_seed(0)
     net = SequenceDenoiser(vocab_size=len(vocab), channels=8, num_layers=1, time_dim=8)
     diffusion = MaskedDiffusion(network=net, vocab_size=len(vocab), seq_len=L, num_steps=4).eval()
     samples = encode(vocab, [DRUGS[0], DRUGS[0], DRUGS[4]])
-    out = MoleculeNaturalness(reference=str(ref))(samples, diffusion=diffusion, seed=0)
+    out = MoleculeDomain(naturalness_reference=str(ref)).naturalness(samples, diffusion=diffusion, seed=0)
     assert set(out) == {"validity", "uniqueness", "novelty", "internal_diversity", "log_likelihood",
                         "log_likelihood_median"}
     assert out["validity"] == 1.0 and out["uniqueness"] == pytest.approx(2 / 3) and out["novelty"] == 0.5
@@ -218,10 +219,11 @@ def test_molecule_naturalness_call_and_reference(tmp_path, vocab):
 
 
 def test_smiles_format_writes_a_smiles_file(tmp_path, vocab):
-    fmt = SmilesFormat()
-    texts = fmt.to_text(encode(vocab, ["OCC", "c1ccccc1"]))
+    domain = MoleculeDomain()
+    samples = encode(vocab, ["OCC", "c1ccccc1"])
+    texts = domain.to_text(samples)
     assert texts == ["CCO", "c1ccccc1"]
-    path = fmt.write_native(tmp_path, texts, [0.4, 0.5], [7, 8])
+    [path] = domain.write_native(tmp_path, samples=samples, texts=texts, rewards=[0.4, 0.5], indices=[7, 8])
     assert path.read_text() == "CCO\tsample_7\nc1ccccc1\tsample_8\n"
     supplier = Chem.SmilesMolSupplier(str(path), delimiter="\t", titleLine=False)
     assert [m.GetProp("_Name") for m in supplier] == ["sample_7", "sample_8"]
@@ -338,8 +340,8 @@ def test_domain_config_instantiates_every_part():
     diffusion = instantiate(node)
     assert diffusion.vocab_size == 26 and diffusion.seq_len == L and checkpoint.startswith("checkpoints/molecule")
     assert isinstance(instantiate(cfg.data), MoleculeDataModule)
-    assert instantiate(cfg.format).native_name == "samples.smi"
-    assert isinstance(instantiate(cfg.naturalness), MoleculeNaturalness)
+    domain = instantiate(cfg.objects)
+    assert isinstance(domain, MoleculeDomain) and domain.native_name == "samples.smi"
 
 
 TINY = ["domain=molecule", "steps=4", "diffusion.network.channels=8", "diffusion.network.num_layers=2",
@@ -358,7 +360,7 @@ def test_train_then_decode_end_to_end(tmp_path):
 
     dec = tmp_path / "decode"
     proc = run("decode.py", "decoder=svdd_pm", "logger=none", f"diffusion.checkpoint={out / 'pretrained.ckpt'}",
-               f"naturalness.reference={hashes}", "num_samples=6", "batch_size=3", "decoder.num_candidates=3",
+               f"objects.naturalness_reference={hashes}", "num_samples=6", "batch_size=3", "decoder.num_candidates=3",
                f"output_dir={dec}", *TINY, tmp=tmp_path)
     assert "median" in proc.stdout
     summary = json.loads((dec / "summary.json").read_text())

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from datamodules.seeds import IndexBatchDataset
+from svdd_lightning.predictions import IndexBatchDataset
 from svdd_lightning import ops
 from svdd_lightning.decoders.dps import DPS
 from svdd_lightning.decoders.pretrained import PretrainedSampler
@@ -14,6 +14,7 @@ from svdd_lightning.rewards.rna import MFEReward
 from svdd_lightning.values.base import ValueFunction
 from svdd_lightning.values.learned import LearnedValue
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
+from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import gc_reward, tiny_masked, tiny_value
 
 B = 8
@@ -195,7 +196,7 @@ def test_dps_follows_a_differentiable_reward():
 
 def test_dps_guides_with_the_learned_value_when_the_reward_has_no_gradient():
     d = tiny_masked()
-    dec = DPS(reward=MFEReward(), value=tiny_value(d.num_steps), guidance_scale=1.0)
+    dec = DPS(reward=on_domain(MFEReward(), rna_domain()), value=tiny_value(d.num_steps), guidance_scale=1.0)
     assert "value" in dec.settings()["guided_by"]
     out = dec(d, B, gens())
     assert out.info["nfe"]["value"] == B * (d.num_steps - 1)  # the final, noise-free step is unguided
@@ -214,14 +215,14 @@ def test_dps_leaves_the_final_step_unguided():
     d = tiny_masked()
     value = RecordingValue(network=tiny_value(d.num_steps).network, num_steps=d.num_steps)
     value.times = []
-    n = DPS(reward=MFEReward(), value=value, guidance_scale=50.0)(d, B, gens()).info["nfe"]
+    n = DPS(reward=on_domain(MFEReward(), rna_domain()), value=value, guidance_scale=50.0)(d, B, gens()).info["nfe"]
     assert n["value"] == B * (d.num_steps - 1) and n["denoiser"] == B * d.num_steps
     assert 0 not in value.times  # never read at t = 0, where v_0 = r
 
 
 def test_dps_refuses_to_run_without_any_gradient():
     with pytest.raises(ValueError, match="not differentiable"):
-        DPS(reward=MFEReward(), value=None)
+        DPS(reward=on_domain(MFEReward(), rna_domain()), value=None)
 
 
 def test_svdd_r_replaces_a_random_fraction_by_default_and_lowest_on_request():

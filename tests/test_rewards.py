@@ -3,7 +3,7 @@ import pytest
 import torch
 from Bio.Seq import Seq
 
-from svdd_lightning.alphabet import decode
+from svdd_lightning.domains.sequences import decode
 from svdd_lightning.rewards.dna import HEPG2_MOTIFS, GCReward, HepG2MotifReward, load_pssms
 from tests.contracts import RewardContract
 

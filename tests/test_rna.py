@@ -21,9 +21,10 @@ from hydra.utils import instantiate
 
 from datamodules import blastdb
 from datamodules.rna import DEFAULT_RNA_PATH, RNADataModule
-from svdd_lightning.alphabet import encode
+from svdd_lightning.domains.sequences import encode
 from svdd_lightning.rewards.rna import INVALID_STABILITY, MFEReward
 from tests.contracts import RewardContract
+from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +237,7 @@ def test_rna_datamodule_reads_a_5utr_table_with_labels(tmp_path):
 class TestMFEContract(RewardContract):
     @pytest.fixture
     def reward(self):
-        return MFEReward()
+        return on_domain(MFEReward(), rna_domain())
 
     @pytest.fixture
     def reward_inputs(self):
@@ -246,7 +247,7 @@ class TestMFEContract(RewardContract):
 
 
 def test_mfe_reward_is_minus_viennarna_mfe():
-    reward = MFEReward()
+    reward = on_domain(MFEReward(), rna_domain())
     assert reward.name == "mfe" and reward.higher_is_better and not reward.is_differentiable
     hairpin, poly_a = "GGGGAAAACCCC", "A" * 12
     out = reward(encode([hairpin, poly_a], "ACGU"))
@@ -261,7 +262,7 @@ def test_mfe_reward_is_minus_viennarna_mfe():
 
 
 def test_mfe_reward_floors_masked_and_invalid_sequences():
-    reward = MFEReward()
+    reward = on_domain(MFEReward(), rna_domain())
     x = encode(["GGGGAAAACCCC"] * 4, "ACGU")
     x[1, 5] = 4  # mask token
     x[2, 0] = -1
@@ -271,15 +272,15 @@ def test_mfe_reward_floors_masked_and_invalid_sequences():
 
 
 def test_mfe_reward_reads_one_hots_by_argmax_and_checks_shapes():
-    reward = MFEReward()
+    reward = on_domain(MFEReward(), rna_domain())
     x = encode(["GGGGAAAACCCC", "GCGCUUCGGCGC"], "ACGU")
     probs = torch.nn.functional.one_hot(x, 4).float() * 0.7 + 0.075
     torch.testing.assert_close(reward(probs), reward(x))
     with pytest.raises(ValueError, match=r"\(B, L\)"):
         reward(x[0])
     with pytest.raises(ValueError, match="temperature"):
-        MFEReward(temperature=-500.0)
-    assert reward(x)[0] > MFEReward(temperature=70.0)(x)[0]  # stems melt when it is warmer
+        on_domain(MFEReward(temperature=-500.0), rna_domain())
+    assert reward(x)[0] > on_domain(MFEReward(temperature=70.0), rna_domain())(x)[0]  # stems melt when it is warmer
 
 
 # --------------------------------------------------------------------------------------- #
@@ -298,8 +299,9 @@ def test_rna_domain_config_composes():
     assert instantiate(gc_cfg.reward).name == "gc"
     data = instantiate(cfg.data)
     assert isinstance(data, RNADataModule) and data.seq_len == 50 and data.default_path == DEFAULT_RNA_PATH
-    assert instantiate(cfg.format).native_name == "samples.fasta"
-    assert cfg.naturalness.reference == "checkpoints/rna/heldout_3mer.json"
+    domain = instantiate(cfg.objects)
+    assert domain.native_name == "samples.fasta" and domain.alphabet == "ACGU" and domain.clean("acgt") == "ACGU"
+    assert cfg.objects.naturalness_reference == "checkpoints/rna/heldout_3mer.json"
 
 
 TINY = ["domain=rna", "domain.seq_len=24", "steps=4", "diffusion.network.channels=8",
@@ -323,7 +325,7 @@ def test_train_then_decode_rna_end_to_end(tmp_path):
 
     out = tmp_path / "decode"
     proc = run("decode.py", "decoder=svdd_pm", f"diffusion.checkpoint={pre / 'pretrained.ckpt'}",
-               f"naturalness.reference={pre / 'heldout_3mer.json'}", "num_samples=6", "batch_size=4", "seed=0",
+               f"objects.naturalness_reference={pre / 'heldout_3mer.json'}", "num_samples=6", "batch_size=4", "seed=0",
                "decoder.num_candidates=3", "logger=none", f"output_dir={out}", *TINY, tmp=tmp_path)
     assert "rna / reward mfe" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -333,7 +335,7 @@ def test_train_then_decode_rna_end_to_end(tmp_path):
     records = list(SeqIO.parse(out / "samples.fasta", "fasta"))
     assert [str(r.seq) for r in records] == [r["sample"] for r in rows] and len(rows) == 6
     assert all(len(r.seq) == 24 and set(str(r.seq)) <= set("ACGU") for r in records)
-    reward = MFEReward()
+    reward = on_domain(MFEReward(), rna_domain())
     want = reward(encode([r["sample"] for r in rows], "ACGU"))
     torch.testing.assert_close(torch.tensor([float(r["reward"]) for r in rows]), want, atol=1e-4, rtol=0)
     assert (out / "reward_hist.png").is_file()

@@ -11,6 +11,7 @@ from svdd_lightning.rewards.molecule import QEDReward
 from svdd_lightning.rewards.pool import PooledScorer
 from svdd_lightning.rewards.rna import MFEReward
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
+from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import gc_reward, tiny_masked, tiny_value
 
 B = 6
@@ -38,12 +39,12 @@ def test_a_batch_cap_must_be_positive():
         SVDD(reward=gc_reward(), value=tiny_value(), max_batch=0)
 
 
-def _square(x):
-    return float(x * x)
+def _squares(xs):
+    return [float(x * x) for x in xs]
 
 
 def test_pooled_scorer_memoises_by_key_and_counts_hits():
-    scorer = PooledScorer(_square, workers=0)
+    scorer = PooledScorer(_squares, workers=0)
     assert scorer([1, 2, 1, 2], [1, 2, 1, 2]) == [1.0, 4.0, 1.0, 4.0]
     assert scorer([2, 3], [2, 3]) == [4.0, 9.0]
     assert (scorer.stats.lookups, scorer.stats.hits) == (6, 3)  # 1, 2, 3 scored once each
@@ -51,7 +52,7 @@ def test_pooled_scorer_memoises_by_key_and_counts_hits():
 
 def test_pooled_scorer_gives_the_same_scores_in_a_pool():
     objects = list(range(100))
-    pooled = PooledScorer(_square, workers=2, cache=False, min_pool_batch=8)
+    pooled = PooledScorer(_squares, workers=2, cache=False, min_pool_batch=8)
     try:
         assert pooled(objects, objects) == [float(x * x) for x in objects]
         assert pooled.stats.pooled == 100
@@ -60,10 +61,10 @@ def test_pooled_scorer_gives_the_same_scores_in_a_pool():
 
 
 def test_molecule_reward_pool_and_cache_agree_with_plain_scoring():
-    plain = QEDReward(workers=0, cache=False)
-    tokens = torch.randint(0, len(plain.vocab.tokens), (40, 20))
+    plain = on_domain(QEDReward(workers=0, cache=False), molecule_domain())
+    tokens = torch.randint(0, len(plain.domain.vocabulary.tokens), (40, 20))
     tokens = torch.cat([tokens, tokens[:10]])  # repeats, as late SVDD steps produce
-    fast = QEDReward(workers=2, cache=True)
+    fast = on_domain(QEDReward(workers=2, cache=True), molecule_domain())
     fast.scorer.min_pool_batch = 8
     try:
         torch.testing.assert_close(fast(tokens), plain(tokens))
@@ -76,7 +77,7 @@ def test_molecule_reward_pool_and_cache_agree_with_plain_scoring():
 def test_mfe_reward_is_picklable_with_its_pool():
     import pickle
 
-    reward = MFEReward(workers=2)
+    reward = on_domain(MFEReward(workers=2), rna_domain())
     reward.scorer.min_pool_batch = 2
     seqs = torch.randint(0, 4, (6, 30))
     try:

@@ -50,3 +50,22 @@ class KilledMidRun(Reward):
         if limit and type(self).calls >= int(limit):
             os.kill(os.getpid(), signal.SIGKILL)
         return ((x0 == 0) | (x0 == 3)).float().mean(dim=-1)
+
+
+# Plain functions, as a user writes them (README "Your own reward"): lists of objects in, floats out.
+
+
+def gc_fraction(sequences: list[str]) -> list[float]:
+    """DNA or RNA strings -> the fraction of G and C."""
+    return [(s.count("G") + s.count("C")) / len(s) for s in sequences]
+
+
+def nitrogen_count(smiles: list[str], element: str = "N") -> list[float]:
+    """SMILES -> how many atoms of ``element`` the molecule has."""
+    from rdkit import Chem
+
+    out = []
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)
+        out.append(0.0 if mol is None else float(sum(a.GetSymbol() == element for a in mol.GetAtoms())))
+    return out

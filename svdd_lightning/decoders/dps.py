@@ -46,9 +46,7 @@ class DPS(Decoder):
     # decode.py builds the learned value only when the reward has no gradient of its own.
     value_only_without_reward_gradient = True
 
-    def __init__(self, *, reward: Reward, value: ValueFunction | None = None, guidance_scale: float = 1.0,
-                 num_candidates: int = 1) -> None:
-        # num_candidates is accepted (one proposal per step) so sweeps can include DPS unchanged.
+    def __init__(self, *, reward: Reward, value: ValueFunction | None = None, guidance_scale: float = 1.0) -> None:
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if getattr(reward, "is_differentiable", False):

@@ -13,9 +13,7 @@ from svdd_lightning.rewards.base import Reward
 class PretrainedSampler(Decoder):
     name = "pretrained"
 
-    def __init__(self, *, reward: Reward, num_candidates: int = 1) -> None:
-        # num_candidates is accepted (and ignored: one draw per step) so that sweeps over
-        # decoder.num_candidates can include the baseline unchanged.
+    def __init__(self, *, reward: Reward) -> None:
         self.reward = reward
 
     def settings(self) -> dict:

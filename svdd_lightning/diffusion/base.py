@@ -31,6 +31,9 @@ class Diffusion(nn.Module, ABC):
 
     num_steps: int
     event_shape: tuple[int, ...]
+    # Whether add_noise(x_0, t) draws x_t from the same law as the sampler's own trajectories given their
+    # end point x_0 (so MC value regression may draw fresh states, value_training.renoise=true).
+    renoise_is_exact: bool = False
 
     def timesteps(self) -> list[int]:
         """Reverse-time grid T, T-1, ..., 1: each is the ``t`` of one step to ``t - 1``."""

@@ -23,6 +23,10 @@ from svdd_lightning.ops import Generators
 
 
 class MaskedDiffusion(Diffusion):
+    # The sampler reveals positions independently of their content, so a trajectory's x_t given its end
+    # point masks each position with probability t / T: exactly add_noise.
+    renoise_is_exact = True
+
     def __init__(self, *, network: nn.Module, vocab_size: int, seq_len: int, num_steps: int = 128) -> None:
         super().__init__()
         if vocab_size < 2:

@@ -6,8 +6,9 @@ label units. Validation logs ``val/mse`` (label units), ``val/pearson`` and ``va
 classification: integer classes; cross-entropy, validation logs ``val/loss`` and
 ``val/accuracy``.
 
-The checkpoint (kind ``oracle``) records the network's class path and constructor arguments,
-so :class:`svdd_lightning.rewards.oracle.OracleReward` rebuilds it from the file alone.
+The checkpoint (kind ``oracle``) records the network's class (one of the known networks) and
+constructor arguments, so :class:`svdd_lightning.rewards.oracle.OracleReward` rebuilds it from the
+file alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MeanSquaredError, PearsonCorrCoef, SpearmanCorrCoef
 from torchmetrics.classification import MulticlassAccuracy
 
+from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.metadata import CheckpointMetadataMixin
+from svdd_lightning.networks import describe_network
 
 TASKS = ("regression", "classification")
 
@@ -34,7 +37,6 @@ class OracleModule(CheckpointMetadataMixin):
         self,
         *,
         network: nn.Module,
-        network_config: dict[str, Any],
         domain: str,
         task: Literal["regression", "classification"],
         input_key: str,
@@ -54,10 +56,10 @@ class OracleModule(CheckpointMetadataMixin):
             raise ValueError(f"a classification oracle needs num_classes >= 2, got {num_classes}")
         if not label_std > 0:
             raise ValueError(f"label_std must be positive, got {label_std}")
-        if "_target_" not in network_config:
-            raise ValueError("network_config must hold the network's '_target_' and constructor arguments")
         self.network = network
-        self.network_config = dict(network_config)
+        # What the checkpoint records so the reward can rebuild it: one of the known network classes
+        # (svdd_lightning/networks/__init__.py) and the arguments it was built with.
+        self.network_description = describe_network(network)
         self.domain = domain
         self.task = task
         self.input_key = input_key
@@ -84,7 +86,7 @@ class OracleModule(CheckpointMetadataMixin):
         meta = {
             **super().checkpoint_metadata(),
             "task": self.task,
-            "network": self.network_config,
+            "network": self.network_description,
             "input_key": self.input_key,
             "input_shape": self.input_shape,
             "label_columns": self.label_columns,
@@ -135,3 +137,32 @@ class OracleModule(CheckpointMetadataMixin):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def oracle_task(data: Any, task: str) -> tuple[str, dict[str, Any]]:
+    """The oracle's task (``task``, or for ``auto`` from the label type) and the label facts its module
+    takes (num_classes / class_names, or label_mean / label_std), checked against a set-up DataModule."""
+    labels = getattr(data, "train_labels", None)
+    where = getattr(data, "data_path", None) or "the embedded data"
+    if labels is None or labels.numel() == 0 or (not labels.dtype.is_floating_point and bool((labels < 0).all())):
+        raise ConfigError(
+            f"the oracle stage needs labelled data, but {where} has no labels. Point data.path at a table with a "
+            f"label column and name it (data.label_columns=[COLUMN]), or for images at a .npz with 'labels' or a "
+            f"folder of class sub-folders.")
+    if task not in ("auto", *TASKS):
+        raise ConfigError(f"oracle.task={task} is unknown; use auto, regression or classification.")
+    task = task if task != "auto" else ("regression" if labels.dtype.is_floating_point else "classification")
+    if task == "classification":
+        flat = labels.reshape(-1)
+        if labels.dtype.is_floating_point and not bool((flat == flat.round()).all() and (flat >= 0).all()):
+            raise ConfigError("oracle.task=classification needs integer class labels 0, 1, ...; use oracle.task=regression.")
+        num_classes = int(getattr(data, "num_classes", None) or int(flat.max()) + 1)
+        return task, {"num_classes": num_classes, "class_names": getattr(data, "class_names", None)}
+    label_columns = list(getattr(data, "label_names", None) or []) or None
+    if labels.dim() == 2 and labels.shape[1] != 1:
+        raise ConfigError(
+            f"the oracle stage regresses one label column, but data.label_columns={label_columns}; train one "
+            f"oracle per column, e.g. data.label_columns=[{label_columns[0]}].")
+    values = labels.float().reshape(-1)
+    std = float(values.std()) if values.numel() > 1 else 1.0
+    return task, {"label_mean": float(values.mean()), "label_std": std if std > 0 else 1.0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from svdd_lightning.diffusion.base import Diffusion
@@ -12,23 +14,22 @@ class DiffusionPretrainModule(CheckpointMetadataMixin):
     checkpoint_kind = "diffusion"
 
     def __init__(self, *, diffusion: Diffusion, domain: str, input_key: str = "tokens", lr: float = 1e-3,
-                 weight_decay: float = 0.0, warmup_steps: int = 200, vocabulary: list[str] | None = None) -> None:
-        """``vocabulary``: the token list of a vocabulary file (molecules), recorded in the checkpoint so
-        that decoding with another vocabulary of the same size is refused instead of decoding nonsense."""
+                 weight_decay: float = 0.0, warmup_steps: int = 200,
+                 domain_metadata: dict[str, Any] | None = None) -> None:
+        """``domain_metadata``: what the domain asks the checkpoint to record (``Domain.checkpoint_metadata``,
+        e.g. the molecules' SELFIES vocabulary), so that decoding with a domain that disagrees is refused
+        instead of decoding nonsense."""
         super().__init__()
         self.diffusion = diffusion
         self.domain = domain
-        self.vocabulary = list(vocabulary) if vocabulary is not None else None
+        self.domain_metadata = dict(domain_metadata or {})
         self.input_key = input_key
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
 
     def checkpoint_metadata(self):
-        meta = super().checkpoint_metadata()
-        if self.vocabulary is not None:
-            meta["vocabulary"] = self.vocabulary
-        return meta
+        return {**super().checkpoint_metadata(), **self.domain_metadata}
 
     def training_step(self, batch, batch_idx):
         loss = self.diffusion.training_loss(batch[self.input_key])

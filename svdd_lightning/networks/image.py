@@ -13,6 +13,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from svdd_lightning.networks import records_arguments
 from torch import Tensor, nn
 
 from svdd_lightning.networks.sequence import time_features
@@ -42,6 +43,7 @@ class ResBlock2d(nn.Module):
         return self.skip(h) + y
 
 
+@records_arguments
 class ImageDenoiser(nn.Module):
     """x (B, C, H, W) and time fraction t (B,) in [0, 1] -> a tensor of x's shape (epsilon)."""
 
@@ -76,6 +78,7 @@ class ImageDenoiser(nn.Module):
         return self.head(F.silu(self.out_norm(h)))
 
 
+@records_arguments
 class ImageClassifier(nn.Module):
     """x (B, C, H, W) -> class logits (B, num_classes): two conv stages and global pooling."""
 
@@ -109,6 +112,7 @@ class ImageClassifier(nn.Module):
         return self.head(pooled)
 
 
+@records_arguments
 class PrototypeClassifier(nn.Module):
     """x (B, C, H, W) -> class logits (B, num_classes): a LeNet-style convolution stack and a
     distance-to-prototype head that stays unsure far from every class.

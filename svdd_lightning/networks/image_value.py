@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from svdd_lightning.networks import records_arguments
 from torch import Tensor, nn
 
 from svdd_lightning.networks.image import ResBlock2d, _groups
 from svdd_lightning.networks.sequence import time_features
 
 
+@records_arguments
 class ImageValueNet(nn.Module):
     """x (B, C, H, W) and time fraction t (B,) in [0, 1] (None = 0, clean) -> (B,)."""
 

@@ -10,6 +10,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from svdd_lightning.networks import records_arguments
 from torch import Tensor, nn
 
 
@@ -56,6 +57,7 @@ class ConvTrunk(nn.Module):
         return F.gelu(self.out_norm(h))
 
 
+@records_arguments
 class SequenceDenoiser(nn.Module):
     """tokens (B, L) in [0, V] (V = mask) and time fraction (B,) -> logits (B, L, V)."""
 
@@ -81,6 +83,7 @@ def soft_one_hot(x: Tensor, vocab_size: int) -> Tensor:
     return F.one_hot(x, vocab_size + 1)[..., :vocab_size].float()
 
 
+@records_arguments
 class SequenceRegressor(nn.Module):
     """One-hot sequence (mask = zeros) and optional time fraction -> a scalar per sequence.
 
@@ -102,69 +105,4 @@ class SequenceRegressor(nn.Module):
             t = torch.zeros(onehot.shape[0], device=onehot.device)
         h = self.trunk(self.stem(onehot.transpose(1, 2)), t)
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1)
-        return self.head(pooled).squeeze(-1)
-
-
-class DenoiserFeatureRegressor(nn.Module):
-    """A value/oracle regressor on the pre-trained denoiser's features: its token embedding and conv
-    trunk (initialised from a pretrain checkpoint, then fine-tuned) with a pooled regression head.
-
-    Why: a fresh conv net reads some rewards poorly off noisy tokens (QED off SELFIES, whose tokens
-    mean different things in different contexts); the denoiser's trunk already encodes what the
-    masked positions will likely become.
-    """
-
-    def __init__(self, *, vocab_size: int, channels: int = 64, num_layers: int = 6, kernel_size: int = 5,
-                 time_dim: int = 64, init_from: str | None = None) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.denoiser = SequenceDenoiser(vocab_size=vocab_size, channels=channels, num_layers=num_layers,
-                                         kernel_size=kernel_size, time_dim=time_dim)
-        if init_from:
-            from svdd_lightning.checkpoints import load_state
-
-            load_state(self.denoiser, init_from, kind="diffusion", domain=None, prefix="diffusion.network.")
-        self.head = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, 1))
-
-    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
-        if x.dtype.is_floating_point:  # soft one-hots: embed as a mixture of token embeddings
-            h = x @ self.denoiser.embed.weight[: self.vocab_size]
-        else:
-            h = self.denoiser.embed(x)
-        if t is None:
-            t = torch.zeros(h.shape[0], device=h.device)
-        h = self.denoiser.trunk(h.transpose(1, 2), t)
-        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1)
-        return self.head(pooled).squeeze(-1)
-
-
-class TransformerRegressor(nn.Module):
-    """A small transformer encoder regressor for token sequences (mask = vocab_size), time-conditioned.
-
-    Why: attention reads context-dependent tokens (SELFIES branch and ring tokens whose meaning depends
-    on the tokens after them) that local convolutions miss.
-    """
-
-    def __init__(self, *, vocab_size: int, seq_len: int, channels: int = 64, num_layers: int = 4, num_heads: int = 4,
-                 time_dim: int = 64) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.time_dim = time_dim
-        self.embed = nn.Embedding(vocab_size + 1, channels)
-        self.position = nn.Parameter(torch.zeros(1, seq_len, channels))
-        nn.init.normal_(self.position, std=0.02)
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, channels), nn.GELU(), nn.Linear(channels, channels))
-        layer = nn.TransformerEncoderLayer(channels, num_heads, dim_feedforward=4 * channels, dropout=0.0,
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(channels)
-        self.head = nn.Sequential(nn.Linear(2 * channels, channels), nn.GELU(), nn.Linear(channels, 1))
-
-    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
-        h = x @ self.embed.weight[: self.vocab_size] if x.dtype.is_floating_point else self.embed(x)
-        if t is None:
-            t = torch.zeros(h.shape[0], device=h.device)
-        h = h + self.position[:, : h.shape[1]] + self.time_mlp(time_features(t, self.time_dim)).unsqueeze(1)
-        h = self.norm(self.encoder(h))
-        pooled = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1)
         return self.head(pooled).squeeze(-1)

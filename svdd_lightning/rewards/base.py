@@ -1,7 +1,23 @@
 """The Reward contract: a black-box (or differentiable) score of clean objects.
 
-``forward(x0) -> (B,)`` on x0's device, higher is better after ``higher_is_better`` is taken
-into account by the reward itself (rewards are always maximised). Non-differentiable oracles
+Two kinds of rewards exist:
+
+- **Rewards over objects** (rewards/objects.py, ``takes_objects = True``): a function of the objects a
+  user knows (``str`` sequences, SMILES, uint8 image arrays), e.g. a plain ``f(list[str]) ->
+  list[float]``. The framework converts tensors through the run's domain, memoises, pools and floors
+  invalid objects for them. The built-in CPU oracles (QED, SA, logP, MFE, JPEG size) are such rewards.
+- **Tensor rewards** (this class): ``forward(x0) -> (B,)`` on x0's device. Differentiable rewards
+  (``is_differentiable = True``: PSSM motifs, GC content, learned oracles) must be tensor rewards,
+  since DPS backpropagates through them. What they receive:
+
+  * while decoding and scoring: the domain's sample tensors, long token ids (B, L) for sequences and
+    molecules, float images (B, C, H, W) in [-1, 1];
+  * from DPS: for masked (token) models, *soft one-hots* (B, L, V), float per-position probabilities
+    over the V sampleable tokens (rows summing to 1) through which gradients flow; for Gaussian models,
+    the float posterior-mean image. A tensor reward over tokens should accept both (e.g. with
+    ``svdd_lightning.networks.sequence.soft_one_hot``).
+
+Rewards are always maximised (``higher_is_better`` is informational). Non-differentiable tensor rewards
 run under ``torch.no_grad`` and must return a documented floor for invalid objects, never NaN.
 """
 
@@ -20,3 +36,6 @@ class Reward(nn.Module):
 
     def forward(self, x0: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the reward holds between calls (a process pool); the run is over."""

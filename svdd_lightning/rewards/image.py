@@ -6,8 +6,8 @@ in the paper's tables (higher = more compressible). Images in [-1, 1] are mapped
 pixels (round((x + 1) / 2 * 255), clipped; NaN -> 0) and saved as grey ("L") for one channel
 or RGB for three. Baseline JPEG with the standard Huffman tables, so even a blank 8x8 image
 costs about 333 bytes of headers and tables; real 8x8 digits take 378-404 bytes and uniform
-noise about 395, so on digits the reward spans about -0.40 to -0.33. Runs on the CPU under
-no_grad (not differentiable); every image has a size, so there is no invalid floor. About
+noise about 395, so on digits the reward spans about -0.40 to -0.33. Runs on the CPU
+(not differentiable); every image has a size, so there is no invalid floor. About
 30 ms per 1,000 8x8 images.
 
 ``digit``: log p(target_class | x) under a digit classifier trained by
@@ -21,21 +21,12 @@ import io
 from typing import ClassVar
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from svdd_lightning.checkpoints import resolve_path
 from svdd_lightning.errors import CheckpointError
-from svdd_lightning.rewards.base import Reward
-from svdd_lightning.rewards.pool import PooledScorer
+from svdd_lightning.rewards.objects import ObjectReward, score_each
 from svdd_lightning.rewards.oracle import OracleReward, read_oracle_metadata
-
-
-def to_uint8(x0: Tensor) -> np.ndarray:
-    """Images (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) in [0, 255]."""
-    x = torch.nan_to_num(x0.detach().float().cpu(), nan=-1.0)
-    pixels = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 95) -> int:
@@ -49,36 +40,29 @@ def jpeg_bytes(image: np.ndarray, quality: int = 95) -> int:
     return buffer.tell()
 
 
-class CompressibilityReward(Reward):
-    """-(JPEG size in kB) of (B, C, H, W) images in [-1, 1], C in {1, 3}."""
+class CompressibilityReward(ObjectReward):
+    """-(JPEG size in kB) of uint8 (H, W, C) images, C in {1, 3} (the image domain's objects)."""
 
     name: ClassVar[str] = "compressibility"
     units: ClassVar[str] = "-kB of JPEG q95"
     higher_is_better: ClassVar[bool] = True
-    is_differentiable: ClassVar[bool] = False
 
     def __init__(self, *, quality: int = 95, workers: int | None = None, cache: bool = True) -> None:
         """``workers``: processes encoding in parallel (null = all available cores, 0 = in this
         process; small images are encoded in-process whatever this says, where a pool only costs);
-        ``cache``: encode each distinct uint8 image once per run (see rewards/pool.py)."""
-        super().__init__()
+        ``cache``: encode each distinct uint8 image once per run (see rewards/objects.py)."""
         if not 1 <= int(quality) <= 100:
             raise ValueError(f"quality must be a JPEG quality in 1..100 (the paper uses 95), got {quality}")
         self.quality = int(quality)
-        self.scorer = PooledScorer(functools.partial(jpeg_bytes, quality=self.quality), workers=workers, cache=cache)
+        super().__init__(fn=functools.partial(score_each, functools.partial(jpeg_bytes, quality=self.quality)),
+                         floor=None, workers=workers, cache=cache)
 
-    def cache_stats(self) -> dict[str, float]:
-        return {**self.scorer.stats.as_dict(), "workers": self.scorer.workers}
-
-    @torch.no_grad()
-    def forward(self, x0: Tensor) -> Tensor:
-        if x0.dim() != 4 or x0.shape[1] not in (1, 3):
-            raise ValueError(f"compressibility needs images (B, C, H, W) with C = 1 or 3, got {tuple(x0.shape)}")
-        images = list(to_uint8(x0))
+    def worth_pooling(self, objects) -> bool:
         # An 8x8 digit encodes in microseconds: only images of 64x64 pixels or more go to the pool.
-        large = bool(images) and images[0].shape[0] * images[0].shape[1] >= 4096
-        sizes = self.scorer([image.tobytes() for image in images], images, pool=large)
-        return -torch.tensor(sizes, dtype=torch.float32, device=x0.device) / 1000.0
+        return bool(objects) and objects[0].shape[0] * objects[0].shape[1] >= 4096
+
+    def to_reward_units(self, scores: Tensor) -> Tensor:
+        return -scores / 1000.0
 
 
 class DigitReward(OracleReward):

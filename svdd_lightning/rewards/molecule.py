@@ -1,7 +1,5 @@
-"""Molecule rewards from RDKit, on SELFIES token rows.
-
-Each reward decodes token ids (B, L) -> SELFIES (with the vocabulary) -> SMILES -> RDKit
-molecule and scores it:
+"""Molecule rewards from RDKit, over SMILES (rewards over objects: the molecule domain turns token rows
+into SMILES, see rewards/objects.py). Each parses the SMILES into an RDKit molecule and scores it:
 
 - ``qed``: ``Chem.QED.qed`` drug-likeness in [0, 1] (about 0.9 ms per molecule, the slow one).
 - ``sa``: synthetic accessibility from RDKit's Contrib ``sascorer`` (Ertl & Schuffenhauer, SA in
@@ -9,13 +7,12 @@ molecule and scores it:
   better.
 - ``logp``: Crippen logP (``Crippen.MolLogP``), unbounded; higher is "better" only as a task.
 
-Invalid objects (a row that still holds a mask token, decodes to an empty molecule, or that
-RDKit rejects) score a documented floor, never NaN: 0.0 for qed and sa (their minimum), and
+Invalid objects (a row that still holds a mask token or decodes to an empty molecule, which the
+domain reports as None, or a SMILES that RDKit rejects) score a documented floor, never NaN: 0.0 for qed and sa (their minimum), and
 ``LOGP_FLOOR`` = -20.0 for logp (far below what molecules of this size reach: MOSES
 molecules span about -2.3 .. 5.0, uniformly random token rows about -2.2 .. 5.2).
 
-The rewards are not differentiable and run under ``torch.no_grad``; results are returned as
-float32 on x0's device. Scores are memoised per decoded SMILES, since SVDD scores many repeated
+The rewards are not differentiable. Scores are memoised per SMILES, since SVDD scores many repeated
 posterior-mean estimates, and misses run in a process pool (``rewards/pool.py``).
 """
 
@@ -25,17 +22,13 @@ import functools
 import math
 import os
 import sys
-from pathlib import Path
 from typing import ClassVar
 
-import torch
 from rdkit import Chem
 from rdkit.Chem import QED, Crippen, RDConfig
-from torch import Tensor
 
-from svdd_lightning.chem import SelfiesVocabulary, to_mol
-from svdd_lightning.rewards.base import Reward
-from svdd_lightning.rewards.pool import PooledScorer
+from svdd_lightning.domains.molecules.chem import to_mol
+from svdd_lightning.rewards.objects import ObjectReward, score_each
 
 LOGP_FLOOR = -20.0
 
@@ -80,29 +73,17 @@ def score_smiles(name: str, floor: float, smiles: str | None) -> float:
     return value if math.isfinite(value) else floor
 
 
-class MoleculeReward(Reward):
-    """Base class: decode token rows to molecules and score each valid one. Scores are memoised by
-    the decoded SMILES and misses run in a process pool (``workers``: null = all available cores,
-    0 = in this process); see ``rewards/pool.py``."""
+class MoleculeReward(ObjectReward):
+    """Base class: scores SMILES (the molecule domain's objects). Scores are memoised per SMILES and misses
+    run in a process pool (``workers``: null = all available cores, 0 = in this process); see
+    ``rewards/objects.py``."""
 
     name: ClassVar[str] = "molecule"
     floor: ClassVar[float] = 0.0
 
-    def __init__(self, *, vocab: str | Path | None = None, workers: int | None = None, cache: bool = True) -> None:
-        super().__init__()
-        self.vocab = SelfiesVocabulary.load(vocab)
-        self.scorer = PooledScorer(functools.partial(score_smiles, self.name, self.floor), workers=workers, cache=cache)
-
-    def cache_stats(self) -> dict[str, float]:
-        return {**self.scorer.stats.as_dict(), "workers": self.scorer.workers}
-
-    @torch.no_grad()
-    def forward(self, x0: Tensor) -> Tensor:
-        tokens = x0.argmax(dim=-1) if x0.dtype.is_floating_point else x0
-        if tokens.dim() != 2:
-            raise ValueError(f"{type(self).__name__} expects token ids (B, L), got shape {tuple(x0.shape)}")
-        smiles = [self.vocab.decode_row(row) for row in tokens.detach().to("cpu", torch.int64)]
-        return torch.tensor(self.scorer(smiles, smiles), dtype=torch.float32, device=x0.device)
+    def __init__(self, *, workers: int | None = None, cache: bool = True) -> None:
+        super().__init__(fn=functools.partial(score_each, functools.partial(score_smiles, self.name, self.floor)),
+                         floor=self.floor, workers=workers, cache=cache)
 
 
 class QEDReward(MoleculeReward):
@@ -120,9 +101,9 @@ class SAReward(MoleculeReward):
     units: ClassVar[str] = "(10 - SA) / 9"
     floor: ClassVar[float] = 0.0
 
-    def __init__(self, *, vocab: str | Path | None = None, workers: int | None = None, cache: bool = True) -> None:
+    def __init__(self, *, workers: int | None = None, cache: bool = True) -> None:
         _sascorer()  # fail early (here, not in a worker) if RDKit's Contrib SA_Score is missing
-        super().__init__(vocab=vocab, workers=workers, cache=cache)
+        super().__init__(workers=workers, cache=cache)
 
 
 class LogPReward(MoleculeReward):

@@ -1,7 +1,7 @@
 """Learned reward oracles trained by ``python train.py stage=oracle`` on labelled data.
 
 The oracle checkpoint is self-describing: its metadata (``ckpt["svdd"]``) holds the network's
-class path and constructor arguments (``network``), the task (``regression`` or
+class (one of the project's known networks) and constructor arguments (``network``), the task (``regression`` or
 ``classification``), the label column(s) or class names, and for regression the label mean and
 standard deviation the network was trained to predict in standardised units. So
 ``reward=oracle reward.checkpoint=PATH`` needs nothing else to rebuild the model:
@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from svdd_lightning.checkpoints import load_state, read_checkpoint, resolve_path
 from svdd_lightning.errors import CheckpointError, ConfigError
+from svdd_lightning.networks import known_networks
 from svdd_lightning.rewards.base import Reward
 
 TASKS = ("regression", "classification")
@@ -53,21 +53,24 @@ def read_oracle_metadata(checkpoint: str) -> dict[str, Any]:
 
 def build_oracle_network(checkpoint: str, *, domain: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the oracle network described in the checkpoint's metadata and load its weights.
-    Returns the frozen network (eval mode) and the metadata."""
+    Returns the frozen network (eval mode) and the metadata. Only the project's known networks are
+    built (svdd_lightning/networks/__init__.py), never a class a file names."""
     meta = read_oracle_metadata(checkpoint)
-    target = str(meta["network"]["_target_"])
-    if not target.startswith(NETWORK_MODULES):
-        # The class comes from the file: building an arbitrary one would run code the file chose.
+    description = dict(meta["network"])
+    target = str(description.pop("_target_"))
+    module, _, name = target.rpartition(".")
+    known = known_networks()
+    if not module.startswith(NETWORK_MODULES) or name not in known:
         raise CheckpointError(
             f"checkpoint {resolve_path(checkpoint)} names the network class {target}, which is not one of this "
-            f"project's networks ({NETWORK_MODULES}*); refusing to build a class a file names. Train the oracle "
+            f"project's networks ({', '.join(known)}); refusing to build a class a file names. Train the oracle "
             f"with `python train.py stage=oracle` using a network from svdd_lightning.networks.")
     try:
-        network = instantiate(meta["network"])
-    except Exception as exc:  # an import or argument error from a class that changed since training
+        network = known[name](**description)
+    except Exception as exc:  # an argument error from a class that changed since training
         raise CheckpointError(
-            f"checkpoint {resolve_path(checkpoint)} describes the network {meta['network']['_target_']} that could "
-            f"not be built here ({type(exc).__name__}: {exc}). Use the code version it was trained with, or retrain."
+            f"checkpoint {resolve_path(checkpoint)} describes the network {target} that could not be built here "
+            f"({type(exc).__name__}: {exc}). Use the code version it was trained with, or retrain."
         ) from exc
     load_state(network, checkpoint, kind="oracle", domain=domain, prefix="network.")
     return network.eval().requires_grad_(False), meta

@@ -10,7 +10,7 @@ make that cheap:
   misses to pay for the inter-process traffic (``min_pool_batch``).
 
 The scoring function must be a picklable top-level function (or ``functools.partial`` of one) of
-one object, returning a float. The pool is created lazily with the ``fork`` start method (the
+a list of objects, returning one float per object. The pool is created lazily with the ``fork`` start method (the
 children only run the oracle, never torch) and is not pickled with the reward.
 """
 
@@ -48,7 +48,7 @@ class CacheStats:
 
 
 class PooledScorer:
-    def __init__(self, fn: Callable[[Any], float], *, workers: int | None = None, cache: bool = True,
+    def __init__(self, fn: Callable[[list[Any]], Sequence[float]], *, workers: int | None = None, cache: bool = True,
                  cache_size: int = 200_000, min_pool_batch: int = 32) -> None:
         """``workers``: None = available cores, 0 or 1 = score in this process."""
         self.fn = fn
@@ -80,12 +80,17 @@ class PooledScorer:
 
     def _map(self, objects: Sequence[Any], pool: bool) -> list[float]:
         if not pool or self.workers <= 1 or len(objects) < self.min_pool_batch:
-            return [self.fn(obj) for obj in objects]
+            scores = [float(s) for s in self.fn(list(objects))]
+            if len(scores) != len(objects):
+                raise ValueError(f"the scoring function returned {len(scores)} scores for {len(objects)} objects; "
+                                 f"it must return one number per object")
+            return scores
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"))
-        chunk = max(1, math.ceil(len(objects) / (4 * self.workers)))
+        size = max(1, math.ceil(len(objects) / (4 * self.workers)))
+        chunks = [list(objects[i:i + size]) for i in range(0, len(objects), size)]
         self.stats.pooled += len(objects)
-        return list(self._pool.map(self.fn, objects, chunksize=chunk))
+        return [float(s) for scores in self._pool.map(self.fn, chunks) for s in scores]
 
     def __call__(self, keys: Sequence[Hashable], objects: Sequence[Any], *, pool: bool = True) -> list[float]:
         """Scores of ``objects``; objects with equal ``keys`` are taken to be the same object.

@@ -13,7 +13,8 @@ benchmarks (MOSES / GuacaMol):
   sequence of ``seq_len`` tokens, as for DNA/RNA.
 
 The training set is kept for decode time as sorted 64-bit hashes of its canonical SMILES
-(``train_smiles_hashes.npy``, 8 bytes per molecule), written by ``train.py stage=pretrain``.
+(``train_smiles_hashes.npy``, 8 bytes per molecule), written by ``train.py stage=pretrain``
+(:meth:`MoleculeDomain.write_reference`).
 """
 
 from __future__ import annotations
@@ -21,20 +22,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from rdkit import Chem
 
-from svdd_lightning.chem import (
-    SelfiesVocabulary,
+from svdd_lightning.domains.molecules.chem import (
     contains_hashes,
     morgan_fingerprints,
-    smiles_hashes,
     tanimoto_matrix,
     to_mol,
 )
-from svdd_lightning.diffusion.base import Diffusion
-from svdd_lightning.metrics import elbo_log_likelihood
-from svdd_lightning.atomic import atomic_path
 
 
 def molecule_metrics(smiles: list[str | None], train_hashes: np.ndarray | None = None) -> dict[str, float]:
@@ -71,32 +66,3 @@ def load_train_hashes(path: str | Path) -> np.ndarray | None:
     if not path.is_file():
         return None
     return np.load(path).astype(np.uint64, copy=False)
-
-
-class MoleculeNaturalness:
-    """Naturalness of molecule samples; the domain config's ``naturalness`` node builds it.
-
-    ``reference`` is the hash file of canonical training SMILES written by ``train.py
-    stage=pretrain`` (:meth:`write_reference`); without it, novelty is left out."""
-
-    reference_name = "train_smiles_hashes.npy"
-
-    def __init__(self, *, vocab: str | None = None, reference: str | None = None) -> None:
-        self.vocab = vocab
-        self.reference = reference
-
-    def __call__(self, samples: torch.Tensor, *, diffusion: Diffusion, seed: int) -> dict[str, float]:
-        from svdd_lightning.checkpoints import resolve_path
-
-        vocab = SelfiesVocabulary.load(self.vocab)
-        hashes = load_train_hashes(resolve_path(self.reference)) if self.reference else None
-        out = molecule_metrics(vocab.decode(samples), hashes)
-        out.update(elbo_log_likelihood(samples, diffusion=diffusion, seed=seed))
-        return out
-
-    def write_reference(self, datamodule, directory: Path) -> Path:
-        """Sorted unique 64-bit hashes of the canonical training SMILES (for novelty)."""
-        path = Path(directory) / self.reference_name
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, smiles_hashes(datamodule.train_smiles))
-        return path

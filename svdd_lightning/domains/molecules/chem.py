@@ -26,8 +26,10 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from torch import Tensor
 
+from svdd_lightning.paths import resolve_path
+
 PAD_TOKEN = "[nop]"
-VOCAB_PATH = Path(__file__).resolve().parent / "resources" / "selfies_vocab.json"
+VOCAB_PATH = Path(__file__).resolve().parents[2] / "resources" / "selfies_vocab.json"
 MORGAN_RADIUS = 2
 MORGAN_BITS = 2048
 
@@ -39,8 +41,6 @@ def resolve_vocab_path(path: str | Path | None) -> Path:
     directory, then from the repository root)."""
     if path is None:
         return VOCAB_PATH
-    from svdd_lightning.checkpoints import resolve_path
-
     return resolve_path(path)
 
 
@@ -83,14 +83,11 @@ class SelfiesVocabulary:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(
                 f"SELFIES vocabulary {resolved} could not be read ({type(exc).__name__}: {exc}); it must be a JSON "
-                f"object with a 'tokens' list. Restore the file or rebuild it with `python -m svdd_lightning.chem`."
+                f"object with a 'tokens' list. Restore the file or rebuild it with `python -m datamodules.molecule`."
             ) from exc
         return cls(tokens, path=resolved)
 
     # -- encoding -------------------------------------------------------------------------- #
-
-    def selfies_tokens(self, selfies: str) -> list[str]:
-        return list(sf.split_selfies(selfies))
 
     def encode_selfies(self, selfies: str, seq_len: int) -> list[int]:
         """Ids of a SELFIES string padded with [nop] to ``seq_len``. Raises KeyError for a
@@ -264,33 +261,3 @@ def build_vocabulary(smiles: Iterable[str], *, seq_len: int | None = None, perce
             "length_histogram": {str(k): int(v) for k, v in enumerate(histogram) if v},
         },
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Rebuild the shipped vocabulary from the first N MOSES training SMILES:
-    ``python -m svdd_lightning.chem [N] [OUT.json] [SEQ_LEN]`` (defaults 200000, the shipped
-    file, 48)."""
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    n = int(args[0]) if args else 200_000
-    out = Path(args[1]) if len(args) > 1 else VOCAB_PATH
-    seq_len = int(args[2]) if len(args) > 2 else 48
-    from datamodules.molecule import moses_path
-
-    import pandas as pd
-
-    path = moses_path("train")
-    smiles = pd.read_csv(path, nrows=n)["SMILES"].tolist()
-    vocab = build_vocabulary(smiles, seq_len=seq_len)
-    from importlib.metadata import version
-
-    vocab["source"] = (f"first {n} SMILES of MOSES train.csv.gz (molsets 0.3.1), canonicalised by RDKit "
-                       f"{version('rdkit')}, encoded by selfies {version('selfies')}: python -m svdd_lightning.chem")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(vocab, indent=1) + "\n")
-    print(f"wrote {out}: {len(vocab['tokens'])} tokens, seq_len {vocab['seq_len']}, {vocab['stats']}")
-
-
-if __name__ == "__main__":
-    main()

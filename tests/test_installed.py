@@ -1,0 +1,52 @@
+"""The package stands alone: `pip install .` into a fresh venv and the Python API decodes from outside the
+checkout, given the path of the shipped DNA checkpoint (slow: builds a venv; `make test-slow`)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = r'''
+import json, sys
+import svdd_lightning as svdd
+from svdd_lightning.diffusion.masked import MaskedDiffusion
+from svdd_lightning.networks.sequence import SequenceDenoiser
+
+assert "/work" not in svdd.__file__ or "site-packages" in svdd.__file__, svdd.__file__
+
+def gc_fraction(sequences):
+    return [(s.count("G") + s.count("C")) / len(s) for s in sequences]
+
+net = SequenceDenoiser(vocab_size=4, channels=64, num_layers=6, kernel_size=5)
+diffusion = svdd.load_diffusion(MaskedDiffusion(network=net, vocab_size=4, seq_len=200, num_steps=16), sys.argv[1])
+result = svdd.decode(diffusion=diffusion, reward=gc_fraction, domain=svdd.NucleotideDomain(alphabet="ACGT"),
+                     decoder="svdd_pm", decoder_options={"num_candidates": 4}, num_samples=4, batch_size=4, seed=0,
+                     trainer=None)
+print(json.dumps({"file": svdd.__file__, "texts": result.texts, "rewards": result.rewards.tolist(),
+                  "median": result.summary["reward_stats"]["median"]}))
+'''
+
+
+@pytest.mark.slow
+def test_pip_install_outside_the_checkout(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), str(ROOT)], check=True, cwd=tmp_path)
+    outside = tmp_path / "notebook"
+    outside.mkdir()
+    (outside / "use_api.py").write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([str(venv / "bin" / "python"), "use_api.py", str(ROOT / "checkpoints/dna/pretrained.ckpt")],
+                          cwd=outside, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "site-packages" in out["file"]
+    assert len(out["texts"]) == 4 and all(len(t) == 200 and set(t) <= set("ACGT") for t in out["texts"])
+    gc = [(t.count("G") + t.count("C")) / 200 for t in out["texts"]]
+    assert out["rewards"] == pytest.approx(gc)

@@ -1,0 +1,66 @@
+"""The installable package stands alone: it imports nothing from the product's top-level folders
+(datamodules/, callbacks/), its module-level imports have no cycles, and wandb is imported only by
+callbacks/ and the logger factory."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "svdd_lightning"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, *, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_package_imports_nothing_from_datamodules_or_callbacks():
+    for path in PACKAGE.rglob("*.py"):
+        bad = {m for m in imports(path, top_level_only=False) if m.split(".")[0] in ("datamodules", "callbacks")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_no_import_cycles_in_the_package():
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: {m for m in imports(path, top_level_only=True) if m in modules and m != name}
+             for name, path in modules.items()}
+    # A submodule imports its package's __init__ first; an __init__ importing its own children is not a cycle.
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] + [nxt]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_wandb_is_imported_only_by_callbacks_and_the_logger_factory():
+    allowed = {ROOT / "svdd_lightning" / "loggers.py"}
+    for path in ROOT.rglob("*.py"):
+        if any(part in (".venv", "outputs", "tests") for part in path.relative_to(ROOT).parts):
+            continue
+        if path.parent == ROOT / "callbacks" or path in allowed:
+            continue
+        uses = {m for m in imports(path, top_level_only=False) if m.split(".")[0] == "wandb"}
+        assert not uses, f"{path.relative_to(ROOT)} imports {sorted(uses)}"
