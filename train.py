@@ -20,7 +20,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -32,7 +31,7 @@ from svdd_lightning.build import build_diffusion, build_domain, build_reward, sp
 from svdd_lightning.checkpoints import load_state, load_tensors_only, reward_identity
 from svdd_lightning.cli import friendly_errors, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
-from svdd_lightning.modules.oracle import OracleModule, oracle_task
+from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.value import ValueRegressionModule
 from svdd_lightning.training import fit
@@ -110,13 +109,7 @@ def run_oracle(cfg: DictConfig, output_dir: Path) -> Path:
     network = instantiate(node, **override)
     key = cfg.domain.input_key
     batch = next(iter(data.train_dataloader()))
-    with torch.no_grad():
-        out = network(batch[key][:2])
-    fits = [(facts["num_classes"],)] if task == "classification" else [(), (1,)]
-    if tuple(out.shape[1:]) not in fits:
-        raise ConfigError(f"the oracle network {node['_target_']} returns shape {tuple(out.shape[1:])} per input, but a "
-                          f"{task} oracle needs {fits[0]} (one logit per class, or one number); set oracle.network "
-                          f"to a fitting network.")
+    check_oracle_network(network, batch[key][:2], task=task, num_classes=facts.get("num_classes"))
     module = OracleModule(network=network, domain=cfg.domain.name, task=task, input_key=key,
                           input_shape=list(batch[key].shape[1:]), lr=cfg.oracle.lr, weight_decay=cfg.oracle.weight_decay,
                           label_columns=list(getattr(data, "label_names", None) or []) or None, **facts)

@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from benchmark import compose_decode  # noqa: E402
 from benchmarks.per_candidate_loop import PerCandidateLoopSVDD  # noqa: E402
 from svdd_lightning import ops  # noqa: E402
-from svdd_lightning.build import build_with_checkpoint  # noqa: E402
+from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
+from svdd_lightning.rewards.build import as_reward  # noqa: E402
 from svdd_lightning.cli import accepts  # noqa: E402
 from decode import CPU_MAX_BATCH  # noqa: E402
 from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
@@ -83,6 +84,7 @@ def load(domain: str, reward_name: str, device: torch.device, **reward_kwargs):
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=domain, prefix="diffusion.")
     value = build_with_checkpoint(cfg.value, kind="value", domain=domain, prefix="value.")
     reward = instantiate(cfg.reward, **{k: v for k, v in reward_kwargs.items() if accepts(cfg.reward._target_, k)})
+    reward = as_reward(reward, domain=build_domain(cfg))  # rewards over objects run on the domain's objects
     return diffusion.eval().to(device), value.eval().to(device), reward.to(device)
 
 

@@ -166,3 +166,14 @@ def oracle_task(data: Any, task: str) -> tuple[str, dict[str, Any]]:
     values = labels.float().reshape(-1)
     std = float(values.std()) if values.numel() > 1 else 1.0
     return task, {"label_mean": float(values.mean()), "label_std": std if std > 0 else 1.0}
+
+
+def check_oracle_network(network: nn.Module, inputs: Tensor, *, task: str, num_classes: int | None) -> None:
+    """Refuse a network whose output per input does not fit the task (one logit per class, or one number)."""
+    with torch.no_grad():
+        out = network(inputs)
+    fits = [(num_classes,)] if task == "classification" else [(), (1,)]
+    if tuple(out.shape[1:]) not in fits:
+        raise ConfigError(f"the oracle network {type(network).__name__} returns shape {tuple(out.shape[1:])} per input, "
+                          f"but a {task} oracle needs {fits[0]} (one logit per class, or one number); set "
+                          f"oracle.network to a fitting network.")

@@ -1,0 +1,172 @@
+"""The Python API beside the CLI: ``svdd_lightning.decode(...)``, the code path ``decode.py`` runs.
+
+    import svdd_lightning as svdd
+    result = svdd.decode(diffusion=diffusion, reward=my_function, domain=svdd.NucleotideDomain(alphabet="ACGT"),
+                         decoder="svdd_pm", num_samples=16, seed=0)
+    result.texts, result.rewards, result.summary
+
+Decoding runs through ``trainer.predict`` over global sample indices (svdd_lightning/predictions.py),
+so a sample depends only on (seed, index): the same samples come out of a notebook, of ``decode.py``
+and of a DDP run on N GPUs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from svdd_lightning.decoders.base import Decoder
+from svdd_lightning.errors import ConfigError, RewardError
+from svdd_lightning.modules.decoding import DecodingModule
+from svdd_lightning.predictions import index_loader, merge_batches
+from svdd_lightning.rewards.build import as_reward
+from svdd_lightning.rewards.guard import GuardedReward
+
+
+@dataclass
+class DecodeResult:
+    """What a decode returns (on rank zero): samples in index order and the summary of summary.json."""
+
+    indices: list[int]
+    samples: torch.Tensor
+    rewards: np.ndarray
+    texts: list[str]
+    summary: dict[str, Any]
+    traces: list[dict[str, list[float]]] = field(default_factory=list)
+
+
+def reward_stats(rewards: np.ndarray) -> dict[str, float]:
+    return {"mean": float(np.mean(rewards)), "median": float(np.median(rewards)),
+            "q90": float(np.quantile(rewards, 0.9)), "min": float(np.min(rewards)), "max": float(np.max(rewards))}
+
+
+def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, **options: Any) -> Decoder:
+    """A decoder by its config name (pretrained, best_of_n, svdd_pm, svdd_mc, svdd_r, smc, dps). The
+    posterior-mean value is the default where one is needed; svdd_mc needs ``value`` (a trained
+    LearnedValue), dps needs it unless the reward is differentiable."""
+    from svdd_lightning.decoders.best_of_n import BestOfN
+    from svdd_lightning.decoders.dps import DPS
+    from svdd_lightning.decoders.pretrained import PretrainedSampler
+    from svdd_lightning.decoders.smc import SMC
+    from svdd_lightning.decoders.svdd import SVDD, SVDDR
+    from svdd_lightning.values.posterior_mean import PosteriorMeanValue
+
+    if name in ("svdd_mc",) and value is None:
+        raise ConfigError("decoder svdd_mc needs value=LearnedValue(...) with trained weights (train.py stage=value); "
+                          "svdd_pm needs none.")
+    if name in ("svdd_pm", "svdd_r", "smc") and value is None:
+        value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
+    classes = {"pretrained": (PretrainedSampler, False), "best_of_n": (BestOfN, False), "svdd_pm": (SVDD, True),
+               "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True)}
+    if name not in classes:
+        raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
+    cls, takes_value = classes[name]
+    return cls(reward=reward, **({"value": value} if takes_value else {}), **options)
+
+
+def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", domain: Any = None,
+           value: Any = None, num_samples: int = 64, seed: int = 0, batch_size: int = 64,
+           decoder_options: dict[str, Any] | None = None, reward_floor: float | None = None,
+           naturalness: bool = True, trainer: L.Trainer | None = None, callbacks: Sequence[L.Callback] = (),
+           collect: Callable[[], dict[str, Any]] | None = None, skip: frozenset[int] = frozenset(),
+           names: dict[str, Any] | None = None) -> DecodeResult | None:
+    """Decode ``num_samples`` samples; returns a :class:`DecodeResult` on rank zero (None on other ranks).
+
+    Args:
+        diffusion: a pre-trained :class:`~svdd_lightning.diffusion.base.Diffusion` (weights loaded).
+        reward: a tensor Reward, an ObjectReward, or a plain function ``f(list[obj]) -> list[float]`` over
+            the objects of ``domain`` (see rewards/base.py).
+        decoder: a name (see :func:`build_decoder`; options in ``decoder_options``) or a built Decoder
+            (then ``reward`` must be the Reward module it was built with).
+        domain: the :class:`~svdd_lightning.domains.base.Domain` of the samples: texts, naturalness,
+            and the objects a reward over objects sees. Without it, texts are empty and no naturalness.
+        value: a value function for svdd_mc / dps (others default to the posterior mean).
+        reward_floor: replace a non-finite reward by this number (counted) instead of stopping.
+        trainer, callbacks: a Lightning Trainer (default: one CPU/GPU device, no logger) and its callbacks.
+        collect: for multi-device runs, a function returning the merged predictions of every rank
+            (e.g. read from the shards of a prediction writer); default: this process's predictions.
+        skip: first indices of batches already decoded (a resumed run).
+        names: how the summary names the run (domain, reward, decoder, steps, reference).
+    """
+    names = dict(names or {})
+    module_reward = reward if isinstance(reward, GuardedReward) else GuardedReward(
+        reward=as_reward(reward, domain=domain), floor=reward_floor,
+        describe=None if domain is None else lambda x: domain.describe(x.detach().cpu()))
+    if isinstance(decoder, str):
+        names.setdefault("decoder", decoder)
+        decoder = build_decoder(decoder, reward=module_reward, diffusion=diffusion, value=value,
+                                **(decoder_options or {}))
+    if trainer is None:
+        trainer = L.Trainer(accelerator="auto", devices=1, logger=False, inference_mode=False,
+                            enable_model_summary=False, callbacks=list(callbacks))
+    module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=module_reward, value=value, seed=seed)
+    loader = index_loader(num_samples, batch_size, skip)
+    num_decoded = sum(len(batch) for batch in loader.dataset)  # a resumed run times only what it decodes now
+    start = time.perf_counter()
+    predictions = None
+    try:
+        if len(loader) > 0:
+            predictions = trainer.predict(module, dataloaders=loader, return_predictions=collect is None)
+    finally:
+        getattr(module_reward.inner, "close", lambda: None)()  # the reward's process pool, if it made one
+    trainer.strategy.barrier()
+    wall = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return None
+    merged = collect() if collect is not None else merge_batches(predictions or [])
+    rewards = merged["rewards"].numpy()
+    if not np.isfinite(rewards).all():
+        raise RewardError(f"the reward '{module_reward.name}' returned NaN or inf for some samples; a reward must "
+                          f"return a finite floor for invalid objects (see svdd_lightning/rewards/base.py).")
+    indices = merged["index"].tolist()
+    texts = domain.to_text(merged["samples"]) if domain is not None else [""] * len(indices)
+    nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed) \
+        if naturalness and domain is not None else {}
+    summary = summarise(names=names, decoder=decoder, reward=module_reward, rewards=rewards, nfe=merged["nfe"],
+                        seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size)
+    return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,
+                        traces=list(merged.get("trace", [])))
+
+
+def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward, rewards: np.ndarray,
+              nfe: list[dict[str, int]], seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
+              devices: int) -> dict[str, Any]:
+    """summary.json's content (INTERFACE.md)."""
+    n = len(rewards)
+    totals = {k: int(sum(b[k] for b in nfe)) for k in ("denoiser", "value", "reward")}
+    settings = decoder.settings()
+    reference = names.get("reference")
+    return {
+        "domain": names.get("domain"),
+        "reward": reward.name,
+        "decoder": names.get("decoder", type(decoder).__name__),
+        "num_samples": n,
+        "num_candidates": settings.get("num_candidates", 1),
+        "alpha": settings.get("alpha"),
+        "steps": names.get("steps"),
+        "seed": seed,
+        "reward_stats": reward_stats(rewards),
+        "nfe": totals,
+        "nfe_per_sample": {k: v / n for k, v in totals.items()},
+        # What one sample cost: network and reward calls (objects sent through each, per sample)
+        # and wall time, so that methods can be compared at the compute a user will pay.
+        "calls_per_sample": {**{k: v / n for k, v in totals.items()}, "total": sum(totals.values()) / n},
+        "wall_seconds": round(wall, 3),
+        "wall_seconds_per_sample": round(wall / max(num_decoded, 1), 6),
+        "naturalness": naturalness,
+        "decoder_settings": settings,
+        # Memoised/pooled CPU oracles (rewards/objects.py): rank zero's counts.
+        "reward_cache": reward.inner.cache_stats() if hasattr(reward.inner, "cache_stats") else None,
+        # Non-finite rewards replaced by reward_floor (null: such a reward stops the run instead).
+        "reward_floor": {"value": reward.floor, "replaced": reward.replaced} if reward.floor is not None else None,
+        "devices": devices,
+        "reference": None if reference is None else {"median": float(np.median(reference)),
+                                                     "q90": float(np.quantile(reference, 0.9)),
+                                                     "num_samples": int(reference.size)},
+    }

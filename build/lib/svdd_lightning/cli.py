@@ -1,0 +1,106 @@
+"""Shared plumbing of the entry points: clear errors instead of tracebacks, trainer building."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import get_class
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
+
+from svdd_lightning.errors import SVDDError
+
+log = logging.getLogger("svdd_lightning")
+
+
+def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our input errors into a one-paragraph message and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except SVDDError as exc:
+            fail(str(exc))
+        except InstantiationException as exc:
+            # Hydra wraps errors raised inside _target_ constructors; show ours plainly. A ValueError
+            # from a constructor is an option out of range (num_candidates=0, alpha=-1): name the node.
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, (SVDDError, ValueError)):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            if isinstance(cause, SVDDError):
+                fail(str(cause))
+            node = str(exc).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(exc) else "an option"
+            fail(f"invalid {node} option: {cause} (set it on the command line, e.g. {node}.NAME=VALUE).")
+        except MissingMandatoryValue as exc:
+            fail(f"the option {exc.full_key} has no value; pass {exc.full_key}=... on the command line "
+                 f"(e.g. reward.checkpoint=PATH for reward=oracle).")
+
+    return wrapper
+
+
+def fail(message: str) -> None:
+    import os
+
+    if os.environ.get("SVDD_DEBUG"):  # the debug switch: the full traceback instead of the message
+        raise
+    print(f"error: {message} (SVDD_DEBUG=1 shows the full traceback)", file=sys.stderr)
+    sys.exit(2)
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning hints that do not apply to our runs (CPU-only data loading tips)."""
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*predict_dataloader.*num_workers.*")
+    # Seed batches are dataset items (fixed runs of global indices); our shards carry the indices.
+    warnings.filterwarnings("ignore", ".*Couldn't infer the batch indices.*")
+    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning 2.6 vs torch 2.13 deprecation
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def accepts(target: str, name: str) -> bool:
+    """Whether the class behind ``target`` takes keyword ``name`` (to hand decoders only what they use)."""
+    return name in inspect.signature(get_class(target)).parameters
+
+
+def is_launcher_process() -> bool:
+    """True in the process a user started, not in the DDP children Lightning launches later
+    (they run with LOCAL_RANK/NODE_RANK set): the one that may clear or prepare output folders."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def writable_output_dir(path) -> None:
+    """Create ``path`` and check a file can be written there, or raise a ConfigError naming it."""
+    from pathlib import Path
+
+    from svdd_lightning.errors import ConfigError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output_dir={path} cannot be written ({exc.strerror or exc}); pass a writable "
+                          f"output_dir=DIR.") from None
+
+
+def save_config(cfg: DictConfig, path) -> None:
+    """The composed config (Hydra's own node left out) as YAML, for reproducing a run."""
+    from svdd_lightning.atomic import atomic_path
+
+    conf = {k: cfg[k] for k in cfg if k != "hydra"}
+    with atomic_path(path) as tmp:
+        OmegaConf.save(OmegaConf.create(conf), tmp)

@@ -1,0 +1,3 @@
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
+
+__all__ = ["Decoder", "DecodeOutput"]

@@ -1,0 +1,147 @@
+"""SVDD (Algorithm 1 of Li et al. 2024): soft value-based decoding.
+
+At every step, draw M candidates for x_{t-1} from the pre-trained model (one network call),
+score them with a soft value, keep one: the argmax (alpha = 0) or a draw from
+Categorical(softmax(v / alpha)). With a posterior-mean value (SVDD-PM) the value call already
+runs the denoiser on every candidate, and the chosen candidate's output is reused for the next
+proposal, so each step costs M denoiser calls (the reference code recomputes it: M + 1).
+
+The last step lands on clean objects, where the soft value is the reward itself (v_0 = r): they
+are scored by the reward, never by a value network outside the t = T..1 it was trained on, and
+those scores are the returned rewards (no extra reward call). A step that draws nothing
+(``diffusion.is_deterministic_step``: masked diffusion's final argmax, DDIM with sigma = 0) would
+make M identical candidates, so one is proposed and scored instead of M.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from svdd_lightning import ops
+from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.ops import Generators
+from svdd_lightning.rewards.base import Reward
+from svdd_lightning.values.base import ValueFunction, score_states
+
+
+class SVDD(Decoder):
+    name = "svdd"
+
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
+                 max_batch: int | None = None) -> None:
+        """``value`` scores states at t >= 1; at t = 0 the reward does (v_0 = r). ``max_batch``: at
+        most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
+        large M or large models that leaves the samples unchanged."""
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+        if num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0 (0 = argmax), got {alpha}")
+        self.reward = reward
+        self.value = value
+        self.num_candidates = num_candidates
+        self.alpha = alpha
+        self.max_batch = max_batch
+
+    def settings(self) -> dict:
+        return {"num_candidates": self.num_candidates, "alpha": self.alpha, "value": type(self.value).__name__,
+                "max_batch": self.max_batch}
+
+    @torch.no_grad()
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+        self.check_generators(batch_size, generators)
+        calls = CallCounter()
+        chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
+        population_gen = ops.population_generator(generators)  # draws nothing from the samples' generators
+        x = diffusion.prior(batch_size, generators)
+        denoised = None  # denoiser output at the current x, when a value call already made it
+        for t in self.steps(diffusion):
+            # A step that draws nothing makes M copies of one object: propose (and score) it once.
+            m = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
+            if denoised is None:
+                denoised = diffusion.denoise(x, t)
+                calls.denoiser += batch_size
+            candidates = diffusion.propose(x, t, m, generators, denoised=denoised)  # (B, M, *event)
+            # v_0 = r: at the last step the clean candidates are scored by the reward itself.
+            scored = score_states(self.value, self.reward, diffusion, candidates.flatten(0, 1), t - 1, self.max_batch)
+            calls.denoiser += scored.denoiser_calls
+            calls.value += scored.value_calls
+            calls.reward += scored.reward_calls
+            values = scored.values.view(batch_size, m)
+            keep = ops.select_candidates(values, self.alpha, generators)
+            x = ops.gather_candidates(candidates, keep)
+            denoised = None
+            if scored.denoised is not None:
+                denoised = ops.gather_candidates(scored.denoised.view(batch_size, m, *scored.denoised.shape[1:]), keep)
+            chosen = values.gather(1, keep[:, None]).squeeze(1)
+            x, denoised, chosen = self.across_batch(x, denoised, chosen, population_gen)
+            chosen_values.append(chosen)
+        rewards = chosen_values[-1]  # the last step scored the clean samples with the reward (t - 1 = 0)
+        per_step = torch.stack(chosen_values)  # (T, B)
+        trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
+        return self.finish(x, rewards, calls, trace)
+
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+        """A hook after the per-sample selection; plain SVDD keeps batch members independent."""
+        return x, denoised, values
+
+
+class SVDDR(SVDD):
+    """SVDD-R (the paper's later version): SVDD plus, after each step's per-sample selection, a
+    resampling of a small fraction of the batch with weights exp(v / resample_alpha):
+    ``round(resample_fraction * B)`` members (``replace="random"``: drawn uniformly, the default;
+    ``"lowest"``: those of lowest value) take the state of members drawn from
+    Categorical(softmax(v / resample_alpha)) over the batch. ``resample_alpha`` is in reward units
+    (decode.py's default: the domain's reward scale, about one standard deviation of pre-trained
+    rewards, as for SMC). ``resample_alpha = 0`` copies the highest-valued members instead, in
+    order: a greedy variant that collapses diversity (with ``replace="lowest"``, 64 samples ended as
+    2 distinct molecules on QED), so only on request. The batch is a population fixed by global
+    indices (see ``decoders/smc.py``). With resample_fraction = 0 nothing is drawn and SVDD-R is
+    SVDD."""
+
+    name = "svdd_r"
+
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
+                 resample_fraction: float = 0.05, resample_alpha: float = 1.0,
+                 replace: Literal["random", "lowest"] = "random",
+                 max_batch: int | None = None) -> None:
+        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch)
+        if not 0.0 <= resample_fraction <= 1.0:
+            raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
+        if resample_alpha < 0:
+            raise ValueError(f"resample_alpha must be >= 0 (0 = copy the best), got {resample_alpha}")
+        if replace not in ("random", "lowest"):
+            raise ValueError(f"replace={replace!r} is unknown; use 'random' (a uniformly drawn fraction of the batch) "
+                             f"or 'lowest' (the lowest-valued members)")
+        self.resample_fraction = resample_fraction
+        self.resample_alpha = resample_alpha
+        self.replace = replace
+
+    def settings(self) -> dict:
+        return {**super().settings(), "resample_fraction": self.resample_fraction,
+                "resample_alpha": self.resample_alpha, "replace": self.replace}
+
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+        k = int(round(self.resample_fraction * x.shape[0]))
+        if k == 0:
+            return x, denoised, values
+        if self.replace == "random":
+            replaced = torch.randperm(x.shape[0], generator=population_gen)[:k].to(x.device)
+        else:
+            replaced = values.argsort()[:k]
+        if self.resample_alpha == 0:
+            donors = values.argsort(descending=True)[:k]
+        else:
+            donors = ops.multinomial_resample(values.double() / self.resample_alpha, k, population_gen)
+        x = x.clone()
+        x[replaced] = x[donors]
+        values = values.clone()
+        values[replaced] = values[donors]
+        if denoised is not None:
+            denoised = denoised.clone()
+            denoised[replaced] = denoised[donors]
+        return x, denoised, values

@@ -1,0 +1,3 @@
+from svdd_lightning.diffusion.base import Diffusion, StepOutput
+
+__all__ = ["Diffusion", "StepOutput"]

@@ -1,0 +1,106 @@
+"""The Diffusion contract: all noise-schedule arithmetic lives behind it.
+
+Decoders only call these methods, so a user can wrap their own pre-trained model (any
+architecture, any schedule) by implementing this class and reuse every decoder unchanged.
+
+Time convention: integer steps. ``t = num_steps`` is pure noise, ``t = 0`` is clean data, and
+one ``step``/``propose`` moves from ``t`` to ``t - 1``. ``t`` is an int or a (B,) long tensor.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from svdd_lightning.ops import Generators
+
+
+@dataclass
+class StepOutput:
+    """One reverse step: the next state and the denoiser's estimate at the current one."""
+
+    prev_sample: Tensor
+    pred_original_sample: Tensor
+
+
+class Diffusion(nn.Module, ABC):
+    """A frozen-at-decode-time pre-trained diffusion model over events of ``event_shape``."""
+
+    num_steps: int
+    event_shape: tuple[int, ...]
+    # Whether add_noise(x_0, t) draws x_t from the same law as the sampler's own trajectories given their
+    # end point x_0 (so MC value regression may draw fresh states, value_training.renoise=true).
+    renoise_is_exact: bool = False
+
+    def timesteps(self) -> list[int]:
+        """Reverse-time grid T, T-1, ..., 1: each is the ``t`` of one step to ``t - 1``."""
+        return list(range(self.num_steps, 0, -1))
+
+    def as_time(self, t: int | Tensor, batch_size: int) -> Tensor:
+        """``t`` as a (B,) long tensor on the model's device."""
+        device = self.device
+        if isinstance(t, Tensor):
+            return t.to(device=device, dtype=torch.long).expand(batch_size) if t.dim() == 0 else t.to(device)
+        return torch.full((batch_size,), int(t), dtype=torch.long, device=device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @abstractmethod
+    def prior(self, batch_size: int, generators: Generators) -> Tensor:
+        """x_T of shape (B, *event_shape)."""
+
+    @abstractmethod
+    def add_noise(self, x0: Tensor, t: int | Tensor, generators: Generators | None = None) -> Tensor:
+        """The forward process q(x_t | x_0); ``generators=None`` draws from the global RNG
+        (training), a list draws per sample (reproducible decoding)."""
+
+    @abstractmethod
+    def denoise(self, x_t: Tensor, t: int | Tensor) -> Tensor:
+        """The network's estimate of x_0 at x_t: the posterior mean (Gaussian) or per-position
+        token probabilities (B, *event, V) (masked). Differentiable; one network call."""
+
+    @abstractmethod
+    def x0_estimate(self, x_t: Tensor, t: int | Tensor, denoised: Tensor) -> Tensor:
+        """A clean object in data space from ``denoise``'s output (for posterior-mean values)."""
+
+    @abstractmethod
+    def propose(
+        self,
+        x_t: Tensor,
+        t: int | Tensor,
+        num_candidates: int,
+        generators: Generators,
+        denoised: Tensor | None = None,
+    ) -> Tensor:
+        """M draws from p_pre(x_{t-1} | x_t): (B, M, *event). One network call (none when
+        ``denoised``, the output of ``denoise(x_t, t)``, is passed in)."""
+
+    def is_deterministic_step(self, t: int) -> bool:
+        """Whether the step from ``t`` to ``t - 1`` draws nothing, so that every candidate
+        ``propose`` makes is the same object (masked diffusion's final argmax step, a DDIM step
+        with sigma = 0). Decoders then propose one candidate instead of M: the others would be
+        copies, scored again for nothing. False unless a subclass knows better."""
+        return False
+
+    def step(
+        self, x_t: Tensor, t: int | Tensor, generators: Generators, denoised: Tensor | None = None
+    ) -> StepOutput:
+        """One pre-trained reverse step; identical in distribution and randomness to
+        ``propose`` with one candidate."""
+        if denoised is None:
+            denoised = self.denoise(x_t, t)
+        prev = self.propose(x_t, t, 1, generators, denoised=denoised).squeeze(1)
+        return StepOutput(prev_sample=prev, pred_original_sample=denoised)
+
+    @abstractmethod
+    def log_likelihood(self, x0: Tensor, generators: Generators, num_estimates: int = 16) -> Tensor:
+        """A lower bound (negative ELBO) on log p_pre(x0) in nats, (B,)."""
+
+    @abstractmethod
+    def training_loss(self, x0: Tensor) -> Tensor:
+        """The pre-training objective on a clean batch (scalar), global RNG."""

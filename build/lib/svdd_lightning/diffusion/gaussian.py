@@ -1,0 +1,283 @@
+"""Gaussian diffusion: DDPM training, DDIM decoding with a configurable eta.
+
+Two time grids. Training uses the full DDPM grid of ``train_steps`` timesteps k = 1..K with
+q(x_k | x_0) = N(sqrt(abar_k) x_0, (1 - abar_k) I) and abar_0 = 1. Decoding uses ``num_steps``
+DDIM steps on the evenly spaced ("trailing") subsequence tau_t = floor(t * K / num_steps), so
+decode step t = num_steps is the last training timestep (pure noise, matching the N(0, I)
+prior) and t = 0 is clean data. Because the network only ever sees the time fraction
+k / K, one trained model can be decoded with any ``num_steps <= train_steps``; the schedule
+tables are rebuilt from the constructor arguments and are not stored in checkpoints.
+
+The network predicts epsilon: ``network(x_k, k / K) -> eps_hat`` with the shape of x_k.
+
+Caveat for the cosine schedule (Nichol & Dhariwal 2021): its betas are capped at 0.999, so the
+last training timestep has a signal-to-noise ratio of about 1e-9 (K = 1000). An x0-hat taken
+there, x0_hat = (x_K - sqrt(1 - abar_K) eps_hat) / sqrt(abar_K), multiplies any error in
+eps_hat by ~1/sqrt(abar_K), and the first DDIM step carries that error into x_{T-1}. For data
+with known bounds (images in [-1, 1]) pass ``clip_sample`` as DDPM/DDIM image samplers do; the
+linear schedule has a much milder end point (abar_K ~ 4e-5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from svdd_lightning import ops
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.ops import Generators
+
+BETA_SCHEDULES = ("linear", "cosine")
+MAX_BETA = 0.999  # Nichol & Dhariwal's cap; avoids a singular last step when abar_K -> 0.
+COSINE_OFFSET = 0.008  # the "s" of the cosine schedule: keeps beta_1 from being vanishingly small.
+
+
+def alphas_cumprod(beta_schedule: str, train_steps: int) -> Tensor:
+    """abar_k for k = 0..K (float64, abar_0 = 1).
+
+    linear: betas evenly spaced from 1e-4 to 0.02, rescaled by 1000 / K as in improved DDPM so
+    that the total noise added does not depend on K. cosine: abar_k = f(k) / f(0) with
+    f(k) = cos(((k / K + s) / (1 + s)) * pi / 2)^2. Both cap betas at 0.999.
+    """
+    k = train_steps
+    if beta_schedule == "linear":
+        scale = 1000.0 / k
+        betas = torch.linspace(scale * 1e-4, scale * 0.02, k, dtype=torch.float64)
+    elif beta_schedule == "cosine":
+        grid = torch.arange(k + 1, dtype=torch.float64) / k
+        f = torch.cos((grid + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+        betas = 1 - f[1:] / f[:-1]
+    else:  # pragma: no cover - the constructor validates first
+        raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {beta_schedule!r}")
+    betas = betas.clamp(min=0.0, max=MAX_BETA)
+    return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, dim=0)])
+
+
+def _expand(values: Tensor, like: Tensor) -> Tensor:
+    """(B,) per-sample coefficients viewed to broadcast against ``like`` (B, ...)."""
+    return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+class GaussianDiffusion(Diffusion):
+    def __init__(
+        self,
+        *,
+        network: nn.Module,
+        event_shape: Sequence[int],
+        num_steps: int = 50,
+        train_steps: int = 1000,
+        beta_schedule: Literal["linear", "cosine"] = "cosine",
+        eta: float = 1.0,
+        clip_sample: float | None = None,
+    ) -> None:
+        """
+        Args:
+            network: epsilon predictor ``network(x_k, k / train_steps) -> eps_hat``.
+            event_shape: shape of one clean object, e.g. (C, H, W).
+            num_steps: DDIM decoding steps (``<= train_steps``); may differ from training.
+            train_steps: K, the DDPM training grid.
+            beta_schedule: "linear" or "cosine".
+            eta: DDIM stochasticity in [0, 1]; 1 gives DDPM's posterior variance on the
+                decoding grid, 0 gives deterministic DDIM.
+            clip_sample: if set, x0-hat is clamped to [-clip_sample, clip_sample].
+        """
+        super().__init__()
+        shape = tuple(int(s) for s in event_shape)
+        if len(shape) == 0 or any(s < 1 for s in shape):
+            raise ValueError(f"event_shape must be a non-empty sequence of positive sizes, got {tuple(event_shape)}")
+        if train_steps < 1:
+            raise ValueError(f"train_steps must be >= 1, got {train_steps}")
+        if not 1 <= num_steps <= train_steps:
+            raise ValueError(f"num_steps must be in [1, train_steps={train_steps}], got {num_steps}")
+        if beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {beta_schedule!r}")
+        if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
+            raise ValueError(f"eta must be a number in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
+        if clip_sample is not None and not (math.isfinite(clip_sample) and clip_sample > 0):
+            raise ValueError(f"clip_sample must be None (no clipping) or a positive finite bound, got {clip_sample!r}")
+        self.network = network
+        self.event_shape = shape
+        self.num_steps = int(num_steps)
+        self.train_steps = int(train_steps)
+        self.beta_schedule = beta_schedule
+        self.eta = float(eta)
+        self.clip_sample = None if clip_sample is None else float(clip_sample)
+
+        # All tables are computed in float64 and stored as float32; non-persistent, so they follow
+        # .to(device) but a checkpoint does not pin num_steps/eta.
+        abar = alphas_cumprod(beta_schedule, self.train_steps)
+        snr = abar / (1 - abar)  # inf at k = 0, unused there
+        kl_weight = torch.zeros_like(abar)
+        # KL(q(x_{k-1} | x_k, x_0) || p(x_{k-1} | x_k)) with p's variance = the posterior's is
+        # 0.5 (SNR_{k-1} - SNR_k) ||x_0 - x0_hat||^2 (Kingma et al. 2021), for k >= 2.
+        kl_weight[2:] = 0.5 * (snr[1:-1] - snr[2:])
+        self.register_buffer("alphas_cumprod", abar.float(), persistent=False)
+        self.register_buffer("sqrt_alphas_cumprod", abar.sqrt().float(), persistent=False)
+        self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - abar).sqrt().float(), persistent=False)
+        self.register_buffer("kl_weight", kl_weight.float(), persistent=False)
+        self.beta_1 = float(1 - abar[1])  # variance of the reconstruction term p(x_0 | x_1)
+        self.alpha_cumprod_last = float(abar[-1])
+
+        tau = torch.arange(self.num_steps + 1) * self.train_steps // self.num_steps
+        a = abar[tau]
+        a_prev = torch.cat([torch.ones(1, dtype=torch.float64), a[:-1]])
+        # DDIM (Song et al. 2021, eq. 16): sigma_t^2 = eta^2 (1 - a_prev)/(1 - a) (1 - a/a_prev);
+        # with eta = 1 this is the DDPM posterior variance between tau_{t-1} and tau_t.
+        sigma2 = torch.zeros_like(a)
+        sigma2[1:] = self.eta**2 * (1 - a_prev[1:]) / (1 - a[1:]) * (1 - a[1:] / a_prev[1:])
+        direction = (1 - a_prev - sigma2).clamp(min=0.0).sqrt()
+        self.register_buffer("decode_timesteps", tau, persistent=False)
+        self.register_buffer("ddim_sigma", sigma2.sqrt().float(), persistent=False)
+        # Steps with sigma_t = 0, kept as Python ints so decoders can ask per step without a device sync.
+        self.deterministic_steps = frozenset(int(t) for t in range(1, self.num_steps + 1) if float(sigma2[t]) == 0.0)
+        self.register_buffer("ddim_direction", direction.float(), persistent=False)
+        self.register_buffer("ddim_sqrt_alpha_prev", a_prev.sqrt().float(), persistent=False)
+
+    # -- schedule -----------------------------------------------------------------------
+    def training_timestep(self, t: int | Tensor, batch_size: int) -> Tensor:
+        """Decode step t (0..num_steps) -> training timestep tau_t (0..train_steps), (B,) long."""
+        return self.decode_timesteps[self.as_time(t, batch_size)]
+
+    def q_sample(self, x0: Tensor, k: Tensor, noise: Tensor) -> Tensor:
+        """x_k = sqrt(abar_k) x_0 + sqrt(1 - abar_k) noise, for training timesteps k (B,)."""
+        signal = _expand(self.sqrt_alphas_cumprod[k], x0)
+        return signal * x0 + _expand(self.sqrt_one_minus_alphas_cumprod[k], x0) * noise
+
+    def predict_x0(self, x_k: Tensor, k: Tensor) -> Tensor:
+        """Tweedie's x0-hat at training timesteps k from one epsilon-network call (clipped when
+        ``clip_sample`` is set)."""
+        eps = self.network(x_k, k.float() / self.train_steps).to(x_k.dtype)
+        noise_scale = _expand(self.sqrt_one_minus_alphas_cumprod[k], x_k)
+        x0 = (x_k - noise_scale * eps) / _expand(self.sqrt_alphas_cumprod[k], x_k)
+        if self.clip_sample is not None:
+            x0 = x0.clamp(-self.clip_sample, self.clip_sample)
+        return x0
+
+    # -- contract -----------------------------------------------------------------------
+    def is_deterministic_step(self, t: int) -> bool:
+        # sigma_t = 0: with eta = 0 at every step, and at t = 1 for any eta (a_prev = 1, so the
+        # step lands on x0-hat itself).
+        return int(t) in self.deterministic_steps
+
+    def prior(self, batch_size: int, generators: Generators) -> Tensor:
+        if len(generators) != batch_size:
+            raise ValueError(f"prior needs one generator per sample: batch_size={batch_size}, got {len(generators)}")
+        return ops.randn(generators, self.event_shape, self.device)
+
+    def add_noise(self, x0: Tensor, t: int | Tensor, generators: Generators | None = None) -> Tensor:
+        k = self.training_timestep(t, x0.shape[0])
+        if generators is None:
+            noise = torch.randn_like(x0)
+        else:
+            noise = ops.randn(generators, x0.shape[1:], x0.device).to(x0.dtype)
+        # t = 0 is exactly the data (not merely 1.0 * x0 + 0.0 * noise).
+        clean = (k == 0).view(-1, *([1] * (x0.dim() - 1)))
+        return torch.where(clean, x0, self.q_sample(x0, k, noise))
+
+    def denoise(self, x_t: Tensor, t: int | Tensor) -> Tensor:
+        """Tweedie x0-hat = E[x_0 | x_t] = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)."""
+        return self.predict_x0(x_t, self.training_timestep(t, x_t.shape[0]))
+
+    def x0_estimate(self, x_t: Tensor, t: int | Tensor, denoised: Tensor) -> Tensor:
+        # denoise already returns a clean object in data space.
+        return denoised
+
+    def propose(
+        self,
+        x_t: Tensor,
+        t: int | Tensor,
+        num_candidates: int,
+        generators: Generators,
+        denoised: Tensor | None = None,
+    ) -> Tensor:
+        """M DDIM draws of x_{t-1}: sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps_hat
+        + sigma z. With eta = 0, sigma = 0: nothing is drawn and all M candidates are identical
+        (best-of-M selection then has nothing to choose from). At t = 1 (a_prev = 1) the
+        candidates are x0-hat itself."""
+        if num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
+        if isinstance(t, int) and not 1 <= t <= self.num_steps:
+            raise ValueError(f"propose needs a step t in [1, num_steps={self.num_steps}], got {t}")
+        batch = x_t.shape[0]
+        t = self.as_time(t, batch)
+        k = self.decode_timesteps[t]
+        if denoised is None:
+            denoised = self.predict_x0(x_t, k)
+        # eps_hat is recovered from (x_t, x0_hat) rather than cached: propose then depends only
+        # on its arguments, so a ``denoised`` computed elsewhere (e.g. with gradients, or edited
+        # by a guidance method) is used consistently. Without clipping this is the network's
+        # epsilon exactly (up to float rounding); with clipping it is the epsilon consistent
+        # with the clipped x0-hat (GLIDE's convention, diffusers' use_clipped_model_output),
+        # which keeps x_t = sqrt(abar) x0_hat + sqrt(1 - abar) eps_hat and the step on the DDIM
+        # trajectory. 1 - abar > 0 for every t >= 1.
+        eps = (x_t - _expand(self.sqrt_alphas_cumprod[k], x_t) * denoised) / _expand(
+            self.sqrt_one_minus_alphas_cumprod[k], x_t
+        )
+        mean = _expand(self.ddim_sqrt_alpha_prev[t], x_t) * denoised + _expand(self.ddim_direction[t], x_t) * eps
+        m = num_candidates
+        mean = mean.unsqueeze(1).expand(batch, m, *mean.shape[1:])
+        if self.eta == 0.0:
+            return mean.contiguous()
+        z = ops.randn(generators, (m, *x_t.shape[1:]), x_t.device).to(x_t.dtype)
+        sigma = self.ddim_sigma[t].to(x_t.dtype).view(-1, 1, *([1] * (x_t.dim() - 1)))
+        return mean + sigma * z
+
+    def log_likelihood(self, x0: Tensor, generators: Generators, num_estimates: int = 16) -> Tensor:
+        """The DDPM variational lower bound on log p(x_0) in nats, summed over dimensions, (B,).
+
+        It is the bound of the ancestral sampler on the full training grid whose reverse
+        kernels have the posterior variances (eta = 1 at num_steps = train_steps), not of the
+        DDIM decoder: log p(x_0) >= -L_K - sum_{k=2}^{K} L_{k-1} + log p(x_0 | x_1) with
+            L_K = KL(q(x_K | x_0) || N(0, I))                       (closed form),
+            L_{k-1} = 0.5 (SNR_{k-1} - SNR_k) E||x_0 - x0_hat(x_k, k)||^2,
+            log p(x_0 | x_1) = log N(x_0; x0_hat(x_1, 1), beta_1 I)  (continuous density).
+        The sum over k is estimated without bias from ``num_estimates`` stratified timesteps
+        drawn per sample; the reconstruction term uses one draw of x_1. Network calls:
+        num_estimates + 1. As a continuous density it can be positive.
+        """
+        if num_estimates < 1:
+            raise ValueError(f"num_estimates must be >= 1, got {num_estimates}")
+        batch = x0.shape[0]
+        big_k = self.train_steps
+        x0 = x0.float()
+        dims = tuple(range(1, x0.dim()))
+        device = x0.device
+
+        # Prior term, closed form: 0.5 sum_d [abar_K x0^2 - abar_K - log(1 - abar_K)].
+        a_last = self.alpha_cumprod_last
+        prior_kl = 0.5 * (a_last * x0.double().pow(2) - a_last - math.log1p(-a_last)).sum(dim=dims)
+
+        # Reconstruction term at k = 1 (posterior variance is 0 there; use beta_1 = 1 - abar_1).
+        ones = torch.ones(batch, dtype=torch.long, device=device)
+        beta_1 = max(self.beta_1, 1e-12)
+        x1 = self.q_sample(x0, ones, ops.randn(generators, x0.shape[1:], device))
+        sq = (x0 - self.predict_x0(x1, ones).float()).double().pow(2).sum(dim=dims)
+        num_dims = x0[0].numel()
+        recon = -0.5 * (num_dims * math.log(2 * math.pi * beta_1) + sq / beta_1)
+
+        # Diffusion terms k = 2..K: (K - 1) * mean over stratified uniform k.
+        diffusion_kl = torch.zeros(batch, dtype=torch.float64, device=device)
+        if big_k >= 2:
+            u = ops.rand(generators, (num_estimates,), device).double()
+            width = (big_k - 1) / num_estimates
+            for i in range(num_estimates):
+                k = (2 + ((i + u[:, i]) * width).floor().long()).clamp(2, big_k)
+                x_k = self.q_sample(x0, k, ops.randn(generators, x0.shape[1:], device))
+                err = (x0 - self.predict_x0(x_k, k).float()).double().pow(2).sum(dim=dims)
+                diffusion_kl = diffusion_kl + self.kl_weight[k].double() * err
+            diffusion_kl = diffusion_kl * (big_k - 1) / num_estimates
+
+        return (recon - diffusion_kl - prior_kl).float()
+
+    def training_loss(self, x0: Tensor) -> Tensor:
+        """DDPM's simple loss: MSE between eps and eps_hat at uniform k in 1..K (global RNG)."""
+        k = torch.randint(1, self.train_steps + 1, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_k = self.q_sample(x0, k, noise)
+        eps = self.network(x_k, k.float() / self.train_steps)
+        return F.mse_loss(eps.float(), noise.float())

@@ -1,0 +1,40 @@
+"""Decoding through ``trainer.predict``: each batch is a tensor of global sample indices and
+seeds one generator per index, so the same samples come out on 1 CPU or N GPUs."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch import nn
+
+from svdd_lightning import ops
+from svdd_lightning.decoders.base import Decoder
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.rewards.base import Reward
+
+
+class DecodingModule(L.LightningModule):
+    def __init__(self, *, diffusion: Diffusion, decoder: Decoder, reward: Reward, value: nn.Module | None,
+                 seed: int) -> None:
+        super().__init__()
+        # Registered as submodules so Lightning moves them to the device the decoder runs on.
+        self.diffusion = diffusion.eval().requires_grad_(False)
+        self.reward = reward.eval()
+        self.value = value.eval() if value is not None else None
+        self.decoder = decoder
+        self.seed = seed
+
+    def on_predict_start(self) -> None:
+        bar = self.trainer.progress_bar_callback
+        self.decoder.show_progress = bool(bar is not None and bar.is_enabled and self.trainer.is_global_zero)
+
+    def predict_step(self, batch, batch_idx):
+        indices = batch
+        out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices))
+        return {
+            "index": indices.cpu(),
+            "samples": out.samples.detach().cpu(),
+            "rewards": out.rewards.detach().float().cpu(),
+            "log_weights": out.log_weights.detach().cpu(),
+            "nfe": out.info["nfe"],
+            "trace": out.info.get("trace", {}),
+        }

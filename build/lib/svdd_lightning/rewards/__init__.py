@@ -1,0 +1,3 @@
+from svdd_lightning.rewards.base import Reward
+
+__all__ = ["Reward"]

@@ -1,0 +1,3 @@
+from svdd_lightning.values.base import ValueFunction, ValueOutput
+
+__all__ = ["ValueFunction", "ValueOutput"]

@@ -1,0 +1,43 @@
+"""SVDD-PM: the training-free value v(x_t) = r(x0_hat(x_t)).
+
+x0_hat is the denoiser's estimate: Tweedie's posterior mean for Gaussian models, the argmax at
+masked positions (unmasked tokens kept) for masked models. At t = 0 the state is already clean,
+so the value is the reward itself and no denoiser call is made.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.rewards.base import Reward
+from svdd_lightning.values.base import ValueFunction, ValueOutput
+
+
+class PosteriorMeanValue(ValueFunction):
+    def __init__(self, *, reward: Reward, diffusion: Diffusion) -> None:
+        super().__init__()
+        self.reward = reward
+        # Not registered as a submodule: the value borrows the decoder's frozen diffusion.
+        self._diffusion = [diffusion]
+
+    @property
+    def diffusion(self) -> Diffusion:
+        return self._diffusion[0]
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        return self.evaluate(self.diffusion, x_t, t).values
+
+    def evaluate(self, diffusion: Diffusion, x_t: Tensor, t: int | Tensor) -> ValueOutput:
+        batch = x_t.shape[0]
+        t = diffusion.as_time(t, batch)
+        if bool((t == 0).all()):
+            return ValueOutput(values=self.reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
+                               reward_calls=batch)
+        denoised = diffusion.denoise(x_t, t)
+        x0_hat = diffusion.x0_estimate(x_t, t, denoised)
+        clean = (t == 0).view(-1, *([1] * (x_t.dim() - 1)))
+        x0_hat = torch.where(clean, x_t, x0_hat)
+        return ValueOutput(values=self.reward(x0_hat), denoised=denoised, denoiser_calls=batch, value_calls=0,
+                           reward_calls=batch)
