@@ -3,6 +3,7 @@ checkout, given the path of the shipped DNA checkpoint (slow: builds a venv; `ma
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,13 @@ def test_pip_install_outside_the_checkout(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), str(ROOT)], check=True, cwd=tmp_path)
+    # Built from a copy: pip builds in the source folder, which must stay clean.
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", source)
+    shutil.copytree(ROOT / "svdd_lightning", source / "svdd_lightning",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), str(source)], check=True, cwd=tmp_path)
     outside = tmp_path / "notebook"
     outside.mkdir()
     (outside / "use_api.py").write_text(SCRIPT)

@@ -1,3 +1,0 @@
-from svdd_lightning.diffusion.base import Diffusion, StepOutput
-
-__all__ = ["Diffusion", "StepOutput"]

@@ -1,3 +1,0 @@
-from svdd_lightning.rewards.base import Reward
-
-__all__ = ["Reward"]

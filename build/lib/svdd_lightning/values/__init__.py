@@ -1,3 +1,0 @@
-from svdd_lightning.values.base import ValueFunction, ValueOutput
-
-__all__ = ["ValueFunction", "ValueOutput"]
