@@ -73,6 +73,7 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
         print(f"value: reusing the rollouts of an earlier run in this output_dir ({rollouts})")
     else:
         rollouts = write_rollouts(cfg, output_dir, diffusion, reward)
+    getattr(reward, "close", lambda: None)()  # the reward's worker processes are not needed for regression
     reward_name = HydraConfig.get().runtime.choices.get("reward", "custom")
     module = ValueRegressionModule(value=instantiate(split_checkpoint(cfg.value)[0]), domain=cfg.domain.name,
                                    reward_name=reward_name, lr=vt.lr, weight_decay=vt.weight_decay,

@@ -41,7 +41,7 @@ from svdd_lightning import ops  # noqa: E402
 from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
 from svdd_lightning.rewards.build import as_reward  # noqa: E402
 from svdd_lightning.cli import accepts  # noqa: E402
-from decode import CPU_MAX_BATCH  # noqa: E402
+from svdd_lightning.build import CPU_MAX_BATCH  # noqa: E402
 from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
 from svdd_lightning.decoders.svdd import SVDD  # noqa: E402
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue  # noqa: E402

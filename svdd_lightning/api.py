@@ -102,9 +102,18 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         names.setdefault("decoder", decoder)
         decoder = build_decoder(decoder, reward=module_reward, diffusion=diffusion, value=value,
                                 **(decoder_options or {}))
+    elif decoder_options:
+        raise ConfigError("decoder_options apply to a decoder given by name; a built Decoder already has its options.")
     if trainer is None:
         trainer = L.Trainer(accelerator="auto", devices=1, logger=False, inference_mode=False,
                             enable_model_summary=False, callbacks=list(callbacks))
+    elif callbacks:
+        raise ConfigError("pass callbacks to your Trainer (trainer=L.Trainer(callbacks=...)), not to decode().")
+    if collect is None and (trainer.world_size > 1 or skip):
+        # Each rank only sees its own batches (and a resumed run only the new ones): merging needs the
+        # predictions every rank wrote, e.g. callbacks/shard_writer.py's ShardWriter and its collect.
+        raise ConfigError("a multi-device or resumed decode needs collect=: a function returning every batch's "
+                          "predictions merged (decode.py passes its shard writer's collect).")
     module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=module_reward, value=value, seed=seed)
     loader = index_loader(num_samples, batch_size, skip)
     num_decoded = sum(len(batch) for batch in loader.dataset)  # a resumed run times only what it decodes now

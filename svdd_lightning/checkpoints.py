@@ -86,8 +86,10 @@ def load_state(
     return meta
 
 
-# Reward options that change how fast a reward runs, not what it returns.
-RUNTIME_REWARD_OPTIONS = ("workers", "cache")
+# Reward options that do not decide what a reward returns: how fast it runs (workers, cache), and the
+# SELFIES vocabulary the molecule rewards took before they became rewards over SMILES (value checkpoints
+# trained then record it; the vocabulary is now the domain's, checked against the pre-trained checkpoint).
+RUNTIME_REWARD_OPTIONS = ("workers", "cache", "vocab")
 
 
 def reward_identity(reward_config: dict) -> dict:
@@ -100,6 +102,7 @@ def check_value_reward(path: str | Path, reward_config: dict) -> None:
     target class): it estimates the expected value of that other reward."""
     recorded = read_checkpoint(path).get("svdd", {}).get("reward_config")
     reward_config = reward_identity(reward_config)
+    recorded = None if recorded is None else reward_identity(recorded)
     if recorded is None or recorded == reward_config:
         return
     differ = sorted(k for k in set(recorded) | set(reward_config) if recorded.get(k) != reward_config.get(k))
@@ -110,8 +113,11 @@ def check_value_reward(path: str | Path, reward_config: dict) -> None:
         f"decoder=svdd_pm, which needs no trained value.")
 
 
-def load_diffusion(diffusion: nn.Module, path: str | Path, *, domain: str | None = None) -> nn.Module:
+def load_diffusion(diffusion: nn.Module, path: str | Path, *, domain: Any = None) -> nn.Module:
     """Load a pre-trained checkpoint (``train.py stage=pretrain``) into a built diffusion, frozen, for
-    decoding from Python (the architecture must match the one it was trained with)."""
-    load_state(diffusion, path, kind="diffusion", domain=domain, prefix="diffusion.")
+    decoding from Python (the architecture must match the one it was trained with). With ``domain`` (a
+    Domain), the checkpoint must agree with it (e.g. the molecules' SELFIES vocabulary)."""
+    meta = load_state(diffusion, path, kind="diffusion", domain=None, prefix="diffusion.")
+    if domain is not None:
+        domain.check_checkpoint(path, meta)
     return diffusion.eval().requires_grad_(False)

@@ -99,3 +99,18 @@ def test_train_config_composes():
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=["stage=value"], return_hydra_config=True)
     assert cfg.value._target_.endswith("LearnedValue") and cfg.stage == "value"
+
+
+SHIPPED_VALUES = sorted(Path(__file__).resolve().parent.parent.glob("checkpoints/*/value_*.ckpt"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_VALUES, ids=[f"{p.parent.name}-{p.stem}" for p in SHIPPED_VALUES])
+def test_every_shipped_value_is_accepted_for_its_reward(path):
+    """decoder=svdd_mc builds with each shipped value (its recorded reward settings match the config's)."""
+    from svdd_lightning.checkpoints import check_value_reward
+
+    cfg = compose_decode(f"domain={path.parent.name}", f"reward={path.stem.removeprefix('value_')}", "decoder=svdd_mc")
+    check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
+    domain = build_domain(cfg)
+    _, value = build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
+    assert value is not None

@@ -1,8 +1,8 @@
 """Small denoisers, value heads and classifiers per data shape.
 
 A checkpoint names the network it holds (oracle checkpoints record class and arguments, so that
-``reward=oracle`` needs nothing else): only the classes of :data:`KNOWN_NETWORKS` are ever built from a
-file's description, never an arbitrary class path a file names. Networks record the keyword arguments
+``reward=oracle`` needs nothing else): only the classes :func:`known_networks` lists are ever built from
+a file's description, never an arbitrary class path a file names. Networks record the keyword arguments
 they were built with (:func:`records_arguments`) for that description.
 """
 
@@ -44,6 +44,9 @@ def describe_network(network: Any) -> dict[str, Any]:
     """The description a checkpoint stores: the class path (for people and older readers) and arguments."""
     name = type(network).__name__
     if known_networks().get(name) is not type(network) or not hasattr(network, "init_arguments"):
-        raise ValueError(f"{type(network).__module__}.{name} is not one of the networks a checkpoint may describe "
-                         f"({', '.join(known_networks())}); use one of them or add it to KNOWN networks.")
+        from svdd_lightning.errors import ConfigError
+
+        raise ConfigError(f"{type(network).__module__}.{name} is not one of the networks an oracle checkpoint may "
+                          f"describe ({', '.join(known_networks())}); set oracle.network to one of them (or add "
+                          f"yours to svdd_lightning.networks.known_networks).")
     return {"_target_": f"{type(network).__module__}.{name}", **network.init_arguments}

@@ -40,6 +40,11 @@ def reward_from_config(node: DictConfig | dict, *, domain: Any) -> Reward:
     if isinstance(node, DictConfig) and OmegaConf.is_missing(node, "_target_"):
         raise ConfigError("reward=function needs your function: pass reward._target_=my_module.my_function (a function "
                           "of a list of objects returning one float each; see README, Your own reward).")
+    if isinstance(node, DictConfig):
+        missing = sorted(OmegaConf.missing_keys(node))
+        if missing:
+            raise ConfigError(f"the option reward.{missing[0]} has no value; pass reward.{missing[0]}=... on the "
+                              f"command line (e.g. reward.checkpoint=PATH for reward=oracle).")
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     target = container.get("_target_")
     if not target:

@@ -109,16 +109,14 @@ class ObjectRewardModule(Reward):
     def forward(self, x0: Tensor) -> Tensor:
         objects = self.domain.to_objects(x0)
         valid = [i for i, obj in enumerate(objects) if obj is not None]
-        scores = [math.nan] * len(objects)
-        if len(valid) < len(objects):
-            if self.inner.floor is None:
-                bad = next(i for i, obj in enumerate(objects) if obj is None)
-                raise RewardError(
-                    f"the reward '{self.name}' got an invalid object ({self.domain.describe(x0[bad:bad + 1])!r}, "
-                    f"object {bad} of the batch, which is no valid {self.domain.name} object); pass "
-                    f"reward.floor=VALUE to score invalid objects VALUE.")
-            for i in range(len(objects)):
-                scores[i] = self.inner.floor
+        if len(valid) < len(objects) and self.inner.floor is None:
+            bad = next(i for i, obj in enumerate(objects) if obj is None)
+            raise RewardError(
+                f"the reward '{self.name}' got an invalid object ({self.domain.describe(x0[bad:bad + 1])!r}, "
+                f"object {bad} of the batch, which is no valid {self.domain.name} object); pass "
+                f"reward.floor=VALUE to score invalid objects VALUE.")
+        # The floor is in reward units already; only what the function returned is converted.
+        scores = torch.full((len(objects),), math.nan if self.inner.floor is None else self.inner.floor)
         if valid:
             chosen = [objects[i] for i in valid]
             keys = [self.domain.object_key(obj) for obj in chosen]
@@ -126,6 +124,5 @@ class ObjectRewardModule(Reward):
             if len(got) != len(chosen):
                 raise RewardError(f"the reward '{self.name}' returned {len(got)} scores for {len(chosen)} objects; "
                                   f"it must return one number per object.")
-            for i, score in zip(valid, got):
-                scores[i] = score
-        return self.inner.to_reward_units(torch.tensor(scores, dtype=torch.float32)).to(x0.device)
+            scores[valid] = self.inner.to_reward_units(torch.tensor(got, dtype=torch.float32))
+        return scores.to(x0.device)

@@ -90,7 +90,14 @@ class PooledScorer:
         size = max(1, math.ceil(len(objects) / (4 * self.workers)))
         chunks = [list(objects[i:i + size]) for i in range(0, len(objects), size)]
         self.stats.pooled += len(objects)
-        return [float(s) for scores in self._pool.map(self.fn, chunks) for s in scores]
+        out: list[float] = []
+        for chunk, scores in zip(chunks, self._pool.map(self.fn, chunks)):
+            scores = [float(s) for s in scores]
+            if len(scores) != len(chunk):
+                raise ValueError(f"the scoring function returned {len(scores)} scores for {len(chunk)} objects; "
+                                 f"it must return one number per object")
+            out.extend(scores)
+        return out
 
     def __call__(self, keys: Sequence[Hashable], objects: Sequence[Any], *, pool: bool = True) -> list[float]:
         """Scores of ``objects``; objects with equal ``keys`` are taken to be the same object.

@@ -119,7 +119,7 @@ def uint8_to_images(pixels: np.ndarray) -> Tensor:
 
 
 class ImageNaturalness:
-    """Naturalness of image samples; the image domain config's ``naturalness`` node builds it."""
+    """Naturalness of image samples; the image domain (``ImageDomain``) builds it."""
 
     reference_name = "real_images.npz"
 
