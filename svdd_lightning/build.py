@@ -42,7 +42,14 @@ def build_domain(cfg: DictConfig) -> Any:
 
 
 def build_diffusion(cfg: DictConfig, domain: Any) -> Any:
-    """The pre-trained diffusion with its checkpoint's weights, checked against the domain (e.g. vocabulary)."""
+    """The pre-trained diffusion with its checkpoint's weights, checked against the domain (e.g. vocabulary);
+    with ``model.path=DIR``, a user's diffusers pipeline folder instead (its own UNet and scheduler)."""
+    model_path = (cfg.get("model") or {}).get("path")
+    if model_path:
+        from svdd_lightning.diffusion.gaussian import load_diffusers_folder
+
+        return load_diffusers_folder(path=str(model_path), num_inference_steps=int(cfg.steps),
+                                     eta=float(cfg.diffusion.get("eta", 0.0)))
     diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     checkpoint = cfg.diffusion.get("checkpoint")
     if checkpoint:

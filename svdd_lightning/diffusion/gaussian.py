@@ -37,7 +37,10 @@ MAX_BETA = 0.999  # Nichol & Dhariwal's cap; avoids a singular last step when ab
 COSINE_OFFSET = 0.008  # the "s" of the cosine schedule: keeps beta_1 from being vanishingly small.
 
 
-def alphas_cumprod(beta_schedule: str, train_steps: int) -> Tensor:
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def schedule_alphas_cumprod(beta_schedule: str, train_steps: int) -> Tensor:
     """abar_k for k = 0..K (float64, abar_0 = 1).
 
     linear: betas evenly spaced from 1e-4 to 0.02, rescaled by 1000 / K as in improved DDPM so
@@ -74,6 +77,12 @@ class GaussianDiffusion(Diffusion):
         beta_schedule: Literal["linear", "cosine"] = "cosine",
         eta: float = 1.0,
         clip_sample: float | None = None,
+        alphas_cumprod: Sequence[float] | None = None,
+        timesteps: Sequence[int] | None = None,
+        prev_timesteps: Sequence[int] | None = None,
+        final_alpha_cumprod: float = 1.0,
+        prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
+        timestep_input: Literal["fraction", "index"] = "fraction",
     ) -> None:
         """
         Args:
@@ -85,11 +94,22 @@ class GaussianDiffusion(Diffusion):
             eta: DDIM stochasticity in [0, 1]; 1 gives DDPM's posterior variance on the
                 decoding grid, 0 gives deterministic DDIM.
             clip_sample: if set, x0-hat is clamped to [-clip_sample, clip_sample].
+            alphas_cumprod: a scheduler's own abar for its training timesteps 0..K-1 (diffusers'
+                ``scheduler.alphas_cumprod``); then ``beta_schedule`` and ``train_steps`` are not used.
+            timesteps, prev_timesteps: a scheduler's decoding grid (``scheduler.timesteps`` after
+                ``set_timesteps(num_steps)``, descending) and each step's previous timestep (negative:
+                the final step, which lands on ``final_alpha_cumprod``); default: the trailing grid.
+            prediction_type: what the network predicts: epsilon, v_prediction (v = sqrt(abar) eps -
+                sqrt(1 - abar) x_0) or sample (x_0 itself).
+            timestep_input: what the network receives as time: ``fraction`` (k / K) or ``index`` (the
+                scheduler's 0-based timestep k - 1, as diffusers models expect).
         """
         super().__init__()
         shape = tuple(int(s) for s in event_shape)
         if len(shape) == 0 or any(s < 1 for s in shape):
             raise ValueError(f"event_shape must be a non-empty sequence of positive sizes, got {tuple(event_shape)}")
+        if alphas_cumprod is not None:
+            train_steps = len(alphas_cumprod)
         if train_steps < 1:
             raise ValueError(f"train_steps must be >= 1, got {train_steps}")
         if not 1 <= num_steps <= train_steps:
@@ -100,6 +120,12 @@ class GaussianDiffusion(Diffusion):
             raise ValueError(f"eta must be a number in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
         if clip_sample is not None and not (math.isfinite(clip_sample) and clip_sample > 0):
             raise ValueError(f"clip_sample must be None (no clipping) or a positive finite bound, got {clip_sample!r}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        if timestep_input not in ("fraction", "index"):
+            raise ValueError(f"timestep_input must be 'fraction' or 'index', got {timestep_input!r}")
+        if timesteps is not None and len(timesteps) != num_steps:
+            raise ValueError(f"timesteps has {len(timesteps)} entries but num_steps={num_steps}")
         self.network = network
         self.event_shape = shape
         self.num_steps = int(num_steps)
@@ -107,10 +133,15 @@ class GaussianDiffusion(Diffusion):
         self.beta_schedule = beta_schedule
         self.eta = float(eta)
         self.clip_sample = None if clip_sample is None else float(clip_sample)
+        self.prediction_type = prediction_type
+        self.timestep_input = timestep_input
 
         # All tables are computed in float64 and stored as float32; non-persistent, so they follow
         # .to(device) but a checkpoint does not pin num_steps/eta.
-        abar = alphas_cumprod(beta_schedule, self.train_steps)
+        if alphas_cumprod is None:
+            abar = schedule_alphas_cumprod(beta_schedule, self.train_steps)
+        else:  # the scheduler's table, shifted: our k = its timestep + 1, and abar_0 = 1 is clean data
+            abar = torch.cat([torch.ones(1, dtype=torch.float64), torch.as_tensor(alphas_cumprod, dtype=torch.float64)])
         snr = abar / (1 - abar)  # inf at k = 0, unused there
         kl_weight = torch.zeros_like(abar)
         # KL(q(x_{k-1} | x_k, x_0) || p(x_{k-1} | x_k)) with p's variance = the posterior's is
@@ -123,9 +154,17 @@ class GaussianDiffusion(Diffusion):
         self.beta_1 = float(1 - abar[1])  # variance of the reconstruction term p(x_0 | x_1)
         self.alpha_cumprod_last = float(abar[-1])
 
-        tau = torch.arange(self.num_steps + 1) * self.train_steps // self.num_steps
-        a = abar[tau]
-        a_prev = torch.cat([torch.ones(1, dtype=torch.float64), a[:-1]])
+        if timesteps is None:
+            tau = torch.arange(self.num_steps + 1) * self.train_steps // self.num_steps
+            a = abar[tau]
+            a_prev = torch.cat([torch.ones(1, dtype=torch.float64), a[:-1]])
+        else:  # decode step t = num_steps .. 1 runs the scheduler's timesteps[0 .. num_steps - 1]
+            grid = [int(k) for k in timesteps]
+            prev = [int(k) for k in prev_timesteps] if prev_timesteps is not None else [*grid[1:], -1]
+            tau = torch.tensor([0, *(k + 1 for k in reversed(grid))])
+            a = abar[tau]
+            prev_abar = [float(abar[k + 1]) if k >= 0 else float(final_alpha_cumprod) for k in reversed(prev)]
+            a_prev = torch.tensor([1.0, *prev_abar], dtype=torch.float64)
         # DDIM (Song et al. 2021, eq. 16): sigma_t^2 = eta^2 (1 - a_prev)/(1 - a) (1 - a/a_prev);
         # with eta = 1 this is the DDPM posterior variance between tau_{t-1} and tau_t.
         sigma2 = torch.zeros_like(a)
@@ -148,12 +187,22 @@ class GaussianDiffusion(Diffusion):
         signal = _expand(self.sqrt_alphas_cumprod[k], x0)
         return signal * x0 + _expand(self.sqrt_one_minus_alphas_cumprod[k], x0) * noise
 
+    def network_time(self, k: Tensor) -> Tensor:
+        """What the network receives as the time of training timesteps k (B,)."""
+        return k - 1 if self.timestep_input == "index" else k.float() / self.train_steps
+
     def predict_x0(self, x_k: Tensor, k: Tensor) -> Tensor:
-        """Tweedie's x0-hat at training timesteps k from one epsilon-network call (clipped when
-        ``clip_sample`` is set)."""
-        eps = self.network(x_k, k.float() / self.train_steps).to(x_k.dtype)
+        """Tweedie's x0-hat at training timesteps k from one network call, whatever the network predicts
+        (clipped when ``clip_sample`` is set)."""
+        out = self.network(x_k, self.network_time(k)).to(x_k.dtype)
+        signal = _expand(self.sqrt_alphas_cumprod[k], x_k)
         noise_scale = _expand(self.sqrt_one_minus_alphas_cumprod[k], x_k)
-        x0 = (x_k - noise_scale * eps) / _expand(self.sqrt_alphas_cumprod[k], x_k)
+        if self.prediction_type == "epsilon":
+            x0 = (x_k - noise_scale * out) / signal
+        elif self.prediction_type == "v_prediction":
+            x0 = signal * x_k - noise_scale * out
+        else:
+            x0 = out
         if self.clip_sample is not None:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
         return x0
@@ -275,9 +324,70 @@ class GaussianDiffusion(Diffusion):
         return (recon - diffusion_kl - prior_kl).float()
 
     def training_loss(self, x0: Tensor) -> Tensor:
-        """DDPM's simple loss: MSE between eps and eps_hat at uniform k in 1..K (global RNG)."""
+        """DDPM's simple loss at uniform k in 1..K (global RNG): MSE between the network's output and
+        what it predicts (eps, v or x_0)."""
         k = torch.randint(1, self.train_steps + 1, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_k = self.q_sample(x0, k, noise)
-        eps = self.network(x_k, k.float() / self.train_steps)
-        return F.mse_loss(eps.float(), noise.float())
+        out = self.network(x_k, self.network_time(k))
+        if self.prediction_type == "epsilon":
+            target = noise
+        elif self.prediction_type == "v_prediction":
+            target = _expand(self.sqrt_alphas_cumprod[k], x0) * noise - _expand(self.sqrt_one_minus_alphas_cumprod[k], x0) * x0
+        else:
+            target = x0
+        return F.mse_loss(out.float(), target.float())
+
+
+class DiffusersDenoiser(nn.Module):
+    """A diffusers ``UNet2DModel`` as our network: ``(x_k, timestep) -> unet(x_k, timestep).sample``."""
+
+    def __init__(self, *, unet: nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: Tensor, timestep: Tensor) -> Tensor:
+        return self.unet(x, timestep).sample
+
+
+def from_diffusers(unet: nn.Module, scheduler, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
+    """A GaussianDiffusion that runs a diffusers UNet with its scheduler's own schedule: ``alphas_cumprod``,
+    the inference timestep grid of ``set_timesteps(num_inference_steps)`` with DDIM's previous-timestep rule,
+    ``final_alpha_cumprod``, ``prediction_type`` and clipping; DDIM with ``eta``. Nothing is rebuilt from a
+    schedule name. (With clipping, the direction term uses the epsilon consistent with the clipped x0-hat:
+    diffusers' ``use_clipped_model_output=True``.)"""
+    config = scheduler.config
+    scheduler.set_timesteps(num_inference_steps)
+    grid = [int(k) for k in scheduler.timesteps]
+    stride = config.num_train_timesteps // num_inference_steps
+    final = getattr(scheduler, "final_alpha_cumprod", None)
+    sample_size = unet.config.sample_size
+    size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
+    return GaussianDiffusion(
+        network=DiffusersDenoiser(unet=unet), event_shape=(unet.config.in_channels, *size),
+        num_steps=num_inference_steps, eta=eta, alphas_cumprod=scheduler.alphas_cumprod.tolist(),
+        timesteps=grid, prev_timesteps=[k - stride for k in grid],
+        final_alpha_cumprod=1.0 if final is None else float(final),
+        clip_sample=float(config.clip_sample_range) if getattr(config, "clip_sample", False) else None,
+        prediction_type=config.prediction_type, timestep_input="index")
+
+
+def load_diffusers_folder(*, path: str, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
+    """A user's unconditional diffusers model from a local folder in the ``save_pretrained`` layout of
+    ``DDPMPipeline`` / ``DDIMPipeline`` (``unet/`` and ``scheduler/``; a bare UNet folder with a
+    ``scheduler/`` beside works too), sampled with DDIM on its scheduler's own schedule (a DDPM scheduler's
+    config is read as DDIM's, as diffusers' pipelines do)."""
+    from pathlib import Path
+
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    from svdd_lightning.errors import CheckpointError
+    from svdd_lightning.paths import resolve_path
+
+    folder = resolve_path(path)
+    if not (folder / "unet" / "config.json").is_file() or not (folder / "scheduler").is_dir():
+        raise CheckpointError(f"model.path={folder} is not a diffusers pipeline folder: it needs unet/config.json and "
+                              f"scheduler/ (what DDPMPipeline.save_pretrained writes).")
+    unet = UNet2DModel.from_pretrained(Path(folder) / "unet")
+    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(Path(folder) / "scheduler"))
+    return from_diffusers(unet.eval(), scheduler, num_inference_steps=num_inference_steps, eta=eta)
