@@ -29,6 +29,7 @@ from datamodules.rollout_files import check_rollout_settings, rescore_rollouts, 
 from datamodules.rollouts import RolloutDataModule
 from svdd_lightning.build import build_diffusion, build_domain, build_reward, split_checkpoint
 from svdd_lightning.checkpoints import load_state, load_tensors_only, reward_identity
+from svdd_lightning.diffusion.gaussian import save_pipeline
 from svdd_lightning.cli import friendly_errors, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
@@ -55,6 +56,8 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     trainer.save_checkpoint(path, weights_only=True)
     if trainer.is_global_zero:
         domain.write_reference(data, output_dir)
+        if save_pipeline(module.diffusion, output_dir / "pipeline"):  # diffusers models: a DDIMPipeline folder too
+            print(f"pretrain: wrote {output_dir / 'pipeline'} (diffusers DDIMPipeline.from_pretrained loads it)")
     return path
 
 

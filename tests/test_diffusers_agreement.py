@@ -98,3 +98,32 @@ def test_a_users_pipeline_folder_decodes_through_decode_py(tmp_path):
     assert summary["num_samples"] == 4 and summary["steps"] == 5
     assert (out / "samples.npy").is_file() and (out / "samples.png").is_file()
     assert summary["calls_per_sample"]["denoiser"] > 0
+
+
+def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
+    """train.py stage=pretrain domain=image 'diffusion=${diffusers_diffusion}' (tiny, 2 steps) trains a diffusers
+    UNet2DModel and writes a folder diffusers' own DDIMPipeline loads and samples from; decode.py reads it back
+    with model.path=."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import train
+    from tests.helpers import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "stage=pretrain", "domain=image", "diffusion=${diffusers_diffusion}", "steps=4",
+            "diffusers_diffusion.unet.block_out_channels=[8,16]", "diffusers_diffusion.unet.norm_num_groups=4",
+            "diffusers_diffusion.unet.attention_head_dim=4", "trainer.max_steps=2", "pretrain.val_check_interval=2",
+            "data.batch_size=16", "logger=none", "trainer.enable_progress_bar=false",
+            f"output_dir={tmp_path / 'pretrain'}"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    train.run_pretrain(cfg, Path(cfg.output_dir))
+    folder = tmp_path / "pretrain" / "pipeline"
+    pipe = diffusers.DDIMPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(batch_size=2, num_inference_steps=3, output_type="np").images
+    assert images.shape == (2, 8, 8, 1)
+    assert isinstance(pipe.unet, diffusers.UNet2DModel)

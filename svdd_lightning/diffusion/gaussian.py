@@ -363,13 +363,37 @@ def from_diffusers(unet: nn.Module, scheduler, num_inference_steps: int, eta: fl
     final = getattr(scheduler, "final_alpha_cumprod", None)
     sample_size = unet.config.sample_size
     size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
-    return GaussianDiffusion(
+    diffusion = GaussianDiffusion(
         network=DiffusersDenoiser(unet=unet), event_shape=(unet.config.in_channels, *size),
         num_steps=num_inference_steps, eta=eta, alphas_cumprod=scheduler.alphas_cumprod.tolist(),
         timesteps=grid, prev_timesteps=[k - stride for k in grid],
         final_alpha_cumprod=1.0 if final is None else float(final),
         clip_sample=float(config.clip_sample_range) if getattr(config, "clip_sample", False) else None,
         prediction_type=config.prediction_type, timestep_input="index")
+    diffusion.diffusers_scheduler = scheduler  # kept for save_pretrained (not a module: no weights)
+    return diffusion
+
+
+def diffusers_unet(*, unet: nn.Module, scheduler, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
+    """The Hydra form of :func:`from_diffusers` for a model built from config (``unet``: a
+    ``diffusers.UNet2DModel`` node, ``scheduler``: a diffusers scheduler node, e.g. ``DDPMScheduler``, whose
+    config DDIM reads), trained by ``train.py stage=pretrain`` like any of our networks."""
+    from diffusers import DDIMScheduler
+
+    return from_diffusers(unet, DDIMScheduler.from_config(scheduler.config), num_inference_steps=num_inference_steps,
+                          eta=eta)
+
+
+def save_pipeline(diffusion: GaussianDiffusion, folder) -> bool:
+    """Write a diffusers-backed diffusion as a ``DDIMPipeline`` folder (``unet/``, ``scheduler/``,
+    model_index.json) that diffusers' own pipelines and ``model.path=`` load; False for other networks."""
+    scheduler = getattr(diffusion, "diffusers_scheduler", None)
+    if scheduler is None or not isinstance(diffusion.network, DiffusersDenoiser):
+        return False
+    from diffusers import DDIMPipeline
+
+    DDIMPipeline(unet=diffusion.network.unet, scheduler=scheduler).save_pretrained(folder)
+    return True
 
 
 def load_diffusers_folder(*, path: str, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
