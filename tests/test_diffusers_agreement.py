@@ -127,3 +127,17 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
     images = pipe(batch_size=2, num_inference_steps=3, output_type="np").images
     assert images.shape == (2, 8, 8, 1)
     assert isinstance(pipe.unet, diffusers.UNet2DModel)
+
+    # The Lightning checkpoint of the same model decodes through the config too.
+    from decode import run_decode
+    from tests.test_configs import compose_decode
+
+    out = tmp_path / "decode"
+    cfg = compose_decode("domain=image", "diffusion=${diffusers_diffusion}", "steps=4",
+                         "diffusers_diffusion.unet.block_out_channels=[8,16]", "diffusers_diffusion.unet.norm_num_groups=4",
+                         "diffusers_diffusion.unet.attention_head_dim=4",
+                         f"diffusers_diffusion.checkpoint={tmp_path / 'pretrain' / 'pretrained.ckpt'}",
+                         "decoder=best_of_n", "decoder.num_candidates=2", "num_samples=2", "batch_size=2",
+                         "logger=none", "compute_naturalness=false", "trainer.enable_progress_bar=false",
+                         f"output_dir={out}")
+    assert run_decode(cfg)["num_samples"] == 2 and (out / "samples.npy").is_file()
