@@ -30,7 +30,8 @@ ROLLOUT_SEED_OFFSET = 1_000_000  # rollouts never reuse the sample seeds of deco
 def rollout_settings(cfg: DictConfig) -> dict:
     """What decides a rollout file: the pre-trained model, the reward and how rollouts are drawn."""
     vt = cfg.value_training
-    return {"diffusion_checkpoint": cfg.diffusion.get("checkpoint"), "steps": cfg.steps, "seed": cfg.seed,
+    model_path = (cfg.get("model") or {}).get("path")  # a user's diffusers folder replaces the checkpoint
+    return {"diffusion_checkpoint": model_path or cfg.diffusion.get("checkpoint"), "steps": cfg.steps, "seed": cfg.seed,
             "reward": reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
             "num_rollouts": vt.num_rollouts, "rollout_batch_size": vt.rollout_batch_size, "save_every": vt.save_every}
 

@@ -141,3 +141,28 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
                          "logger=none", "compute_naturalness=false", "trainer.enable_progress_bar=false",
                          f"output_dir={out}")
     assert run_decode(cfg)["num_samples"] == 2 and (out / "samples.npy").is_file()
+
+
+def test_value_stage_trains_on_a_users_pipeline_folder(tmp_path):
+    """train.py stage=value model.path=DIR: SVDD-MC rollouts and regression on a user's DDPM pipeline folder."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import train
+    from tests.helpers import ROOT
+
+    unet, _ = tiny_unet_folder(tmp_path, "epsilon")
+    folder = tmp_path / "my-ddpm"
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "stage=value", "domain=image", "reward=compressibility", f"model.path={folder}", "steps=4",
+            "value_network.channels=8", "value_network.time_dim=8", "value_training.num_rollouts=8",
+            "value_training.rollout_batch_size=4", "value_training.batch_size=8", "value_training.val_check_interval=2",
+            "trainer.max_steps=2", "logger=none", "trainer.enable_progress_bar=false",
+            f"output_dir={tmp_path / 'value'}"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    path = train.run_value(cfg, Path(cfg.output_dir))
+    assert path.is_file() and (tmp_path / "value" / "rollouts.pt").is_file()
