@@ -79,8 +79,8 @@ def run_decode(cfg: DictConfig) -> dict | None:
     result = decode(diffusion=diffusion, reward=reward, decoder=decoder, domain=domain, value=value,
                     num_samples=cfg.num_samples, seed=cfg.seed, batch_size=cfg.batch_size,
                     naturalness=cfg.compute_naturalness, trainer=trainer, collect=writer.collect, skip=frozenset(done),
-                    names={"domain": cfg.domain.name, "decoder": run_config["decoder"], "steps": cfg.steps,
-                           "reference": reference})
+                    names={"domain": cfg.domain.name, "decoder": run_config["decoder"], "steps": cfg.steps},
+                    reference=reference)
     if result is None:  # not rank zero
         return None
     files = write_decode_outputs(output_dir, result=result, domain=domain, reward_units=reward.units,

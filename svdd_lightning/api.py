@@ -75,7 +75,7 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
            decoder_options: dict[str, Any] | None = None, reward_floor: float | None = None,
            naturalness: bool = True, trainer: L.Trainer | None = None, callbacks: Sequence[L.Callback] = (),
            collect: Callable[[], dict[str, Any]] | None = None, skip: frozenset[int] = frozenset(),
-           names: dict[str, Any] | None = None) -> DecodeResult | None:
+           names: dict[str, Any] | None = None, reference: np.ndarray | None = None) -> DecodeResult | None:
     """Decode ``num_samples`` samples; returns a :class:`DecodeResult` on rank zero (None on other ranks).
 
     Args:
@@ -92,7 +92,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         collect: for multi-device runs, a function returning the merged predictions of every rank
             (e.g. read from the shards of a prediction writer); default: this process's predictions.
         skip: first indices of batches already decoded (a resumed run).
-        names: how the summary names the run (domain, reward, decoder, steps, reference).
+        names: how the summary names the run (domain, decoder, steps).
+        reference: pre-trained rewards to summarise beside the run's (summary.json's ``reference``).
     """
     names = dict(names or {})
     module_reward = reward if isinstance(reward, GuardedReward) else GuardedReward(
@@ -138,19 +139,19 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
     nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed) \
         if naturalness and domain is not None else {}
     summary = summarise(names=names, decoder=decoder, reward=module_reward, rewards=rewards, nfe=merged["nfe"],
-                        seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size)
+                        seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
+                        reference=reference)
     return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,
                         traces=list(merged.get("trace", [])))
 
 
 def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward, rewards: np.ndarray,
               nfe: list[dict[str, int]], seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
-              devices: int) -> dict[str, Any]:
+              devices: int, reference: np.ndarray | None) -> dict[str, Any]:
     """summary.json's content (INTERFACE.md)."""
     n = len(rewards)
     totals = {k: int(sum(b[k] for b in nfe)) for k in ("denoiser", "value", "reward")}
     settings = decoder.settings()
-    reference = names.get("reference")
     return {
         "domain": names.get("domain"),
         "reward": reward.name,

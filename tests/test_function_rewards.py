@@ -20,8 +20,8 @@ def decode_rewards(tmp_path, domain, decoder, target, extra):
                          "num_samples=12", "batch_size=12", "seed=0", "logger=none", "compute_naturalness=false",
                          "trainer.enable_progress_bar=false", f"output_dir={out}", *extra)
     summary = run_decode(cfg)
-    rewards = np.array([float(line.rsplit(",", 1)[1]) for line in (out / "samples.csv").read_text().splitlines()[1:]])
-    return summary, rewards, [line.split(",")[1] for line in (out / "samples.csv").read_text().splitlines()[1:]]
+    rows = [line.split(",") for line in (out / "samples.csv").read_text().splitlines()[1:]]
+    return summary, np.array([float(row[2]) for row in rows]), [row[1] for row in rows]
 
 
 @pytest.mark.parametrize("domain", sorted(CASES))

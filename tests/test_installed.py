@@ -18,8 +18,6 @@ import svdd_lightning as svdd
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.networks.sequence import SequenceDenoiser
 
-assert "/work" not in svdd.__file__ or "site-packages" in svdd.__file__, svdd.__file__
-
 def gc_fraction(sequences):
     return [(s.count("G") + s.count("C")) / len(s) for s in sequences]
 

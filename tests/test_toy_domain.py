@@ -52,8 +52,8 @@ def trained(tmp_path_factory):
 def test_toy_domain_decodes_with_every_decoder(decoder, trained):
     work, pretrained, value = trained
     out = work / f"decode-{decoder}"
-    cfg = compose_run("decode", f"decoder={decoder}", f"diffusion.checkpoint={pretrained}",
-                      f"value.checkpoint={value}" if decoder in ("svdd_mc", "dps") else "num_samples=8",
+    learned = [f"value.checkpoint={value}"] if decoder in ("svdd_mc", "dps") else []
+    cfg = compose_run("decode", f"decoder={decoder}", f"diffusion.checkpoint={pretrained}", *learned,
                       "num_samples=8", "batch_size=4", f"output_dir={out}")
     summary = run_decode(cfg)
     assert summary["domain"] == "toy" and summary["reward"] == "hydrophobic_fraction"

@@ -401,8 +401,6 @@ def load_diffusers_folder(*, path: str, num_inference_steps: int, eta: float = 0
     ``DDPMPipeline`` / ``DDIMPipeline`` (``unet/`` and ``scheduler/``; a bare UNet folder with a
     ``scheduler/`` beside works too), sampled with DDIM on its scheduler's own schedule (a DDPM scheduler's
     config is read as DDIM's, as diffusers' pipelines do)."""
-    from pathlib import Path
-
     from diffusers import DDIMScheduler, UNet2DModel
 
     from svdd_lightning.errors import CheckpointError
@@ -412,6 +410,6 @@ def load_diffusers_folder(*, path: str, num_inference_steps: int, eta: float = 0
     if not (folder / "unet" / "config.json").is_file() or not (folder / "scheduler").is_dir():
         raise CheckpointError(f"model.path={folder} is not a diffusers pipeline folder: it needs unet/config.json and "
                               f"scheduler/ (what DDPMPipeline.save_pretrained writes).")
-    unet = UNet2DModel.from_pretrained(Path(folder) / "unet")
-    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(Path(folder) / "scheduler"))
+    unet = UNet2DModel.from_pretrained(folder / "unet")
+    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(folder / "scheduler"))
     return from_diffusers(unet.eval(), scheduler, num_inference_steps=num_inference_steps, eta=eta)

@@ -120,9 +120,7 @@ class ObjectRewardModule(Reward):
         if valid:
             chosen = [objects[i] for i in valid]
             keys = [self.domain.object_key(obj) for obj in chosen]
+            # One score per key (the scorer checks what the function returns, see rewards/pool.py).
             got = self.scorer(keys, chosen, pool=self.inner.worth_pooling(chosen))
-            if len(got) != len(chosen):
-                raise RewardError(f"the reward '{self.name}' returned {len(got)} scores for {len(chosen)} objects; "
-                                  f"it must return one number per object.")
             scores[valid] = self.inner.to_reward_units(torch.tensor(got, dtype=torch.float32))
         return scores.to(x0.device)

@@ -32,6 +32,15 @@ def available_workers() -> int:
     return max(1, cores // max(1, ranks))
 
 
+def one_per_object(scores: Sequence[float], objects: Sequence[Any]) -> list[float]:
+    """A scoring function's floats, checked to be one per object."""
+    scores = [float(s) for s in scores]
+    if len(scores) != len(objects):
+        raise ValueError(f"the scoring function returned {len(scores)} scores for {len(objects)} objects; it must "
+                         f"return one number per object")
+    return scores
+
+
 @dataclass
 class CacheStats:
     lookups: int = 0
@@ -80,24 +89,14 @@ class PooledScorer:
 
     def _map(self, objects: Sequence[Any], pool: bool) -> list[float]:
         if not pool or self.workers <= 1 or len(objects) < self.min_pool_batch:
-            scores = [float(s) for s in self.fn(list(objects))]
-            if len(scores) != len(objects):
-                raise ValueError(f"the scoring function returned {len(scores)} scores for {len(objects)} objects; "
-                                 f"it must return one number per object")
-            return scores
+            return one_per_object(self.fn(list(objects)), objects)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"))
         size = max(1, math.ceil(len(objects) / (4 * self.workers)))
         chunks = [list(objects[i:i + size]) for i in range(0, len(objects), size)]
         self.stats.pooled += len(objects)
-        out: list[float] = []
-        for chunk, scores in zip(chunks, self._pool.map(self.fn, chunks)):
-            scores = [float(s) for s in scores]
-            if len(scores) != len(chunk):
-                raise ValueError(f"the scoring function returned {len(scores)} scores for {len(chunk)} objects; "
-                                 f"it must return one number per object")
-            out.extend(scores)
-        return out
+        return [s for chunk, scores in zip(chunks, self._pool.map(self.fn, chunks))
+                for s in one_per_object(scores, chunk)]
 
     def __call__(self, keys: Sequence[Hashable], objects: Sequence[Any], *, pool: bool = True) -> list[float]:
         """Scores of ``objects``; objects with equal ``keys`` are taken to be the same object.

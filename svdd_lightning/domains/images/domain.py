@@ -19,15 +19,14 @@ from torch import Tensor
 
 from svdd_lightning.atomic import atomic_path
 from svdd_lightning.domains.base import Domain
-from svdd_lightning.domains.images.naturalness import ImageNaturalness
+from svdd_lightning.domains.images.naturalness import ImageNaturalness, images_to_uint8
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
     """Images (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) in [0, 255] (round((x + 1) / 2 * 255),
-    clipped; NaN -> 0)."""
-    x = torch.nan_to_num(images.detach().float().cpu(), nan=-1.0)
-    pixels = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous().numpy()
+    clipped; NaN -> 0), the layout Pillow and users' image rewards expect."""
+    pixels = images_to_uint8(torch.nan_to_num(images.detach().float().cpu(), nan=-1.0))
+    return np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
 
 
 def _short(value: float) -> str:
@@ -38,13 +37,12 @@ def _short(value: float) -> str:
 class ImageDomain(Domain):
     name = "images"
 
-    def __init__(self, *, channels: int = 1, image_size: int = 8, classifier: str | None = None,
+    def __init__(self, *, classifier: str | None = None,
                  naturalness_reference: str | None = None, confidence_threshold: float = 0.9,
                  native_name: str = "samples.npy", grid_name: str = "samples.png", max_grid: int = 100,
                  tile_inches: float = 0.9) -> None:
         """
         Args:
-            channels, image_size: the image shape (C, H = W).
             classifier, naturalness_reference, confidence_threshold: the independent judge and the real
                 images of the naturalness metrics (see naturalness.py).
             native_name, grid_name: the NPY file and the PNG grid of the samples.
@@ -52,8 +50,6 @@ class ImageDomain(Domain):
         """
         if max_grid < 1:
             raise ValueError(f"max_grid must be >= 1, got {max_grid}")
-        self.channels = int(channels)
-        self.image_size = int(image_size)
         self.judge = ImageNaturalness(classifier=classifier, reference=naturalness_reference,
                                       confidence_threshold=confidence_threshold)
         self.native_name = native_name
