@@ -18,19 +18,21 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from callbacks.decode_outputs import write_decode_outputs, write_summary
-from callbacks.media import log_decode_to_wandb
+from callbacks.media import finish_wandb_run, log_decode_to_wandb
 from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter
 from svdd_lightning.api import decode
 from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_logger, build_reward, build_trainer
 from svdd_lightning.cli import friendly_errors, is_launcher_process, quiet_lightning
+from svdd_lightning.diffusion.latent import read_prompts
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.loggers import is_offline_wandb, wandb_sync_hint
 from svdd_lightning.paths import resolve_path
 from svdd_lightning.rewards.guard import GuardedReward
+from svdd_lightning.rewards.latent import reward_of_states
 from svdd_lightning.runs import prepare_output_dir
 
 
@@ -48,7 +50,28 @@ def check_options(cfg: DictConfig) -> None:
 @hydra.main(config_path="configs", config_name="decode", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
-    run_decode(cfg)
+    prompts = read_prompts(cfg.prompt) if cfg.get("prompt") else []
+    if len(prompts) <= 1:
+        if prompts:
+            with open_dict(cfg):
+                cfg.prompt = prompts[0]
+        run_decode(cfg)
+        return
+    # A file of prompts: one decode per prompt (a latent model is conditioned on one prompt), each in its own
+    # folder with its own summary.json, and an index of the folders.
+    base = Path(cfg.output_dir)
+    index = []
+    for k, prompt in enumerate(prompts):
+        run_cfg = cfg.copy()
+        with open_dict(run_cfg):
+            run_cfg.prompt = prompt
+            run_cfg.output_dir = str(base / f"prompt_{k:03d}")
+        summary = run_decode(run_cfg)
+        if summary is not None:
+            index.append({"prompt": prompt, "output_dir": run_cfg.output_dir, **summary["reward_stats"]})
+    if is_launcher_process():
+        write_summary(base / "prompts.json", {"prompts": index})
+        print(f"{len(prompts)} prompts decoded; index: {base / 'prompts.json'}")
 
 
 def run_decode(cfg: DictConfig) -> dict | None:
@@ -62,9 +85,10 @@ def run_decode(cfg: DictConfig) -> dict | None:
         print(f"resuming: {len(done)} batch(es) already decoded in {output_dir / '.shards'} are kept; decoding the rest")
     choices = HydraConfig.get().runtime.choices
     domain = build_domain(cfg)
-    reward = GuardedReward(reward=build_reward(cfg, domain), floor=cfg.get("reward_floor"),
-                           describe=lambda x: domain.describe(x.detach().cpu()))
+    guarded = GuardedReward(reward=build_reward(cfg, domain), floor=cfg.get("reward_floor"),
+                            describe=lambda x: domain.describe(x.detach().cpu()))
     diffusion = build_diffusion(cfg, domain)
+    reward = reward_of_states(guarded, diffusion)  # a latent model's rewards score decoded images
     decoder, value = build_decoder(cfg, diffusion=diffusion, reward=reward)
     reference = load_reference(cfg, reward.name)
     run_config = {"domain": cfg.domain.name, "reward": reward.name, "decoder": choices.get("decoder", "custom"),
@@ -94,6 +118,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
                              **summary["reward_stats"], "rewards": result.rewards.tolist()})
     shutil.rmtree(output_dir / ".shards", ignore_errors=True)
     print_report(result.summary, output_dir, [f.name for f in files], offline)
+    finish_wandb_run(logger)
     return result.summary
 
 

@@ -96,3 +96,10 @@ def log_decode_to_wandb(logger: Any, *, domain: Any, result: Any, steps: list[in
     experiment.log({f"pictures/{p.stem}": wandb.Image(str(p)) for p in pictures if p.suffix == ".png"})
     experiment.summary.update({"reward_stats": summary["reward_stats"], "nfe": summary["nfe"],
                                "naturalness": summary["naturalness"]})
+
+
+def finish_wandb_run(logger: Any) -> None:
+    """Close the decode's W&B run, so its files are complete when decode returns (in-process callers such as
+    benchmark.py and tests read them; a script's run would be closed at exit anyway)."""
+    if logger is not None and type(logger).__name__ == "WandbLogger":
+        logger.experiment.finish()

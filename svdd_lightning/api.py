@@ -27,6 +27,7 @@ from svdd_lightning.modules.decoding import DecodingModule
 from svdd_lightning.predictions import index_loader, merge_batches
 from svdd_lightning.rewards.build import as_reward
 from svdd_lightning.rewards.guard import GuardedReward
+from svdd_lightning.rewards.latent import DecodedReward, reward_of_states
 
 
 @dataclass
@@ -96,9 +97,13 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         reference: pre-trained rewards to summarise beside the run's (summary.json's ``reference``).
     """
     names = dict(names or {})
-    module_reward = reward if isinstance(reward, GuardedReward) else GuardedReward(
-        reward=as_reward(reward, domain=domain), floor=reward_floor,
-        describe=None if domain is None else lambda x: domain.describe(x.detach().cpu()))
+    if isinstance(reward, DecodedReward):  # already the reward of this model's states (decode.py)
+        module_reward = reward
+    else:
+        guarded = reward if isinstance(reward, GuardedReward) else GuardedReward(
+            reward=as_reward(reward, domain=domain), floor=reward_floor,
+            describe=None if domain is None else lambda x: domain.describe(x.detach().cpu()))
+        module_reward = reward_of_states(guarded, diffusion)  # a latent model's rewards score decoded images
     if isinstance(decoder, str):
         names.setdefault("decoder", decoder)
         decoder = build_decoder(decoder, reward=module_reward, diffusion=diffusion, value=value,
@@ -124,7 +129,7 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         if len(loader) > 0:
             predictions = trainer.predict(module, dataloaders=loader, return_predictions=collect is None)
     finally:
-        getattr(module_reward.inner, "close", lambda: None)()  # the reward's process pool, if it made one
+        module_reward.close()  # the reward's process pool, if it made one
     trainer.strategy.barrier()
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
@@ -138,7 +143,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
     texts = domain.to_text(merged["samples"]) if domain is not None else [""] * len(indices)
     nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed) \
         if naturalness and domain is not None else {}
-    summary = summarise(names=names, decoder=decoder, reward=module_reward, rewards=rewards, nfe=merged["nfe"],
+    guard = module_reward.inner if isinstance(module_reward, DecodedReward) else module_reward
+    summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, nfe=merged["nfe"],
                         seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
                         reference=reference)
     return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,

@@ -45,7 +45,7 @@ def build_diffusion(cfg: DictConfig, domain: Any) -> Any:
     """The pre-trained diffusion with its checkpoint's weights, checked against the domain (e.g. vocabulary);
     with ``model.path=DIR``, a user's diffusers pipeline folder instead (its own UNet and scheduler)."""
     model_path = (cfg.get("model") or {}).get("path")
-    if model_path:
+    if model_path and "path" not in cfg.diffusion:  # a node that takes the path itself loads the folder (latent_image)
         from svdd_lightning.diffusion.gaussian import load_diffusers_folder
 
         return load_diffusers_folder(path=str(model_path), num_inference_steps=int(cfg.steps),
@@ -77,6 +77,10 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
     if cfg.value is None:
         return None
     target = cfg.value._target_
+    if "network" in cfg.value and cfg.value.network is None:
+        raise ConfigError(f"decoder needs a learned value, and domain '{cfg.domain.name}' has none: pass value.network= "
+                          f"and value.checkpoint= (train.py stage=value), or use a decoder that needs no learned value "
+                          f"(svdd_pm, best_of_n, smc, svdd_r, or dps with a differentiable reward).")
     kwargs = {name: obj for name, obj in (("reward", reward), ("diffusion", diffusion)) if accepts(target, name)}
     if cfg.value.get("checkpoint"):
         check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
@@ -103,6 +107,9 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
         accelerator = str(cfg.trainer.get("accelerator", "auto"))
         on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
         options["max_batch"] = None if on_gpu else CPU_MAX_BATCH
+    if "max_batch" in cfg.decoder and hasattr(diffusion, "max_batch"):
+        # A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap.
+        diffusion.max_batch = options.get("max_batch", cfg.decoder.max_batch)
     return instantiate(cfg.decoder, **options), value
 
 

@@ -46,7 +46,7 @@ def test_every_decoder_composes_and_instantiates(decoder):
 
 
 REWARD_DOMAIN = {"qed": "molecule", "sa": "molecule", "logp": "molecule", "mfe": "rna", "compressibility": "image",
-                 "digit": "image", "oracle": "image"}
+                 "digit": "image", "oracle": "image", "aesthetic": "latent_image"}
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +64,17 @@ def image_oracle_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("reward", options("reward"))
-def test_every_reward_instantiates(reward, image_oracle_checkpoint):
+def test_every_reward_instantiates(reward, image_oracle_checkpoint, tmp_path):
     overrides = [f"domain={REWARD_DOMAIN.get(reward, 'dna')}", f"reward={reward}"]
     if reward in ("digit", "oracle"):
         overrides += [f"reward.checkpoint={image_oracle_checkpoint}", "reward.target_class=3"]
     if reward == "function":
         overrides += ["reward._target_=tests.user_reward.gc_fraction"]
+    if reward == "aesthetic":
+        from tests.tiny_pipelines import tiny_aesthetic
+
+        clip, head = tiny_aesthetic(tmp_path)
+        overrides += [f"reward.path={clip}", f"reward.head={head}"]
     cfg = compose_decode(*overrides)
     assert isinstance(build_reward(cfg, build_domain(cfg)), Reward)
 

@@ -34,6 +34,9 @@ class Diffusion(nn.Module, ABC):
     # Whether add_noise(x_0, t) draws x_t from the same law as the sampler's own trajectories given their
     # end point x_0 (so MC value regression may draw fresh states, value_training.renoise=true).
     renoise_is_exact: bool = False
+    # Whether the states are the data themselves. A latent model's states are latents: ``to_data`` decodes
+    # them (through a VAE) for rewards and output files.
+    states_are_data: bool = True
 
     def timesteps(self) -> list[int]:
         """Reverse-time grid T, T-1, ..., 1: each is the ``t`` of one step to ``t - 1``."""
@@ -96,6 +99,11 @@ class Diffusion(nn.Module, ABC):
             denoised = self.denoise(x_t, t)
         prev = self.propose(x_t, t, 1, generators, denoised=denoised).squeeze(1)
         return StepOutput(prev_sample=prev, pred_original_sample=denoised)
+
+    def to_data(self, x0: Tensor) -> Tensor:
+        """Clean states as data (pixels for a latent model); the states themselves by default.
+        Differentiable, so DPS can backpropagate a reward of the data through it."""
+        return x0
 
     @abstractmethod
     def log_likelihood(self, x0: Tensor, generators: Generators, num_estimates: int = 16) -> Tensor:

@@ -350,26 +350,29 @@ class DiffusersDenoiser(nn.Module):
         return self.unet(x, timestep).sample
 
 
-def from_diffusers(unet: nn.Module, scheduler, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
-    """A GaussianDiffusion that runs a diffusers UNet with its scheduler's own schedule: ``alphas_cumprod``,
-    the inference timestep grid of ``set_timesteps(num_inference_steps)`` with DDIM's previous-timestep rule,
-    ``final_alpha_cumprod``, ``prediction_type`` and clipping; DDIM with ``eta``. Nothing is rebuilt from a
-    schedule name. (With clipping, the direction term uses the epsilon consistent with the clipped x0-hat:
-    diffusers' ``use_clipped_model_output=True``.)"""
+def scheduler_schedule(scheduler, num_inference_steps: int) -> dict:
+    """GaussianDiffusion's schedule arguments from a diffusers scheduler: ``alphas_cumprod``, the inference
+    timestep grid of ``set_timesteps(num_inference_steps)`` with DDIM's previous-timestep rule,
+    ``final_alpha_cumprod``, ``prediction_type`` and clipping. Nothing is rebuilt from a schedule name."""
     config = scheduler.config
     scheduler.set_timesteps(num_inference_steps)
     grid = [int(k) for k in scheduler.timesteps]
     stride = config.num_train_timesteps // num_inference_steps
     final = getattr(scheduler, "final_alpha_cumprod", None)
+    return dict(num_steps=num_inference_steps, alphas_cumprod=scheduler.alphas_cumprod.tolist(), timesteps=grid,
+                prev_timesteps=[k - stride for k in grid], final_alpha_cumprod=1.0 if final is None else float(final),
+                clip_sample=float(config.clip_sample_range) if getattr(config, "clip_sample", False) else None,
+                prediction_type=config.prediction_type, timestep_input="index")
+
+
+def from_diffusers(unet: nn.Module, scheduler, num_inference_steps: int, eta: float = 0.0) -> GaussianDiffusion:
+    """A GaussianDiffusion that runs a diffusers UNet with its scheduler's own schedule
+    (:func:`scheduler_schedule`); DDIM with ``eta``. (With clipping, the direction term uses the epsilon
+    consistent with the clipped x0-hat: diffusers' ``use_clipped_model_output=True``.)"""
     sample_size = unet.config.sample_size
     size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
-    diffusion = GaussianDiffusion(
-        network=DiffusersDenoiser(unet=unet), event_shape=(unet.config.in_channels, *size),
-        num_steps=num_inference_steps, eta=eta, alphas_cumprod=scheduler.alphas_cumprod.tolist(),
-        timesteps=grid, prev_timesteps=[k - stride for k in grid],
-        final_alpha_cumprod=1.0 if final is None else float(final),
-        clip_sample=float(config.clip_sample_range) if getattr(config, "clip_sample", False) else None,
-        prediction_type=config.prediction_type, timestep_input="index")
+    diffusion = GaussianDiffusion(network=DiffusersDenoiser(unet=unet), event_shape=(unet.config.in_channels, *size),
+                                  eta=eta, **scheduler_schedule(scheduler, num_inference_steps))
     diffusion.diffusers_scheduler = scheduler  # kept for save_pretrained (not a module: no weights)
     return diffusion
 

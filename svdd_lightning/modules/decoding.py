@@ -32,7 +32,8 @@ class DecodingModule(L.LightningModule):
         out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices))
         return {
             "index": indices.cpu(),
-            "samples": out.samples.detach().cpu(),
+            # Data, not states: a latent model's samples leave as decoded images.
+            "samples": self.diffusion.to_data(out.samples.detach()).cpu(),
             "rewards": out.rewards.detach().float().cpu(),
             "log_weights": out.log_weights.detach().cpu(),
             "nfe": out.info["nfe"],

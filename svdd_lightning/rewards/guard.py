@@ -33,6 +33,9 @@ class GuardedReward(Reward):
         self.higher_is_better = getattr(reward, "higher_is_better", True)
         self.is_differentiable = getattr(reward, "is_differentiable", False)
 
+    def close(self) -> None:
+        getattr(self.inner, "close", lambda: None)()
+
     def _show(self, x0: Tensor, i: int) -> str:
         if self.describe is None:
             return f"object {i} of the batch"
