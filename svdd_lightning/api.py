@@ -68,6 +68,8 @@ def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, 
     if name not in classes:
         raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
     cls, takes_value = classes[name]
+    if "max_batch" in options and hasattr(diffusion, "max_batch"):
+        diffusion.max_batch = options["max_batch"]  # a latent model chunks its UNet and VAE calls with the same cap
     return cls(reward=reward, **({"value": value} if takes_value else {}), **options)
 
 

@@ -78,3 +78,33 @@ def image_domain():
     from svdd_lightning.domains.images import ImageDomain
 
     return ImageDomain()
+
+
+def ddpm_alphas_cumprod(beta_schedule: str = "cosine", train_steps: int = 50) -> list[float]:
+    """A diffusers DDPMScheduler's abar table for small test models: ``cosine`` is diffusers'
+    squaredcos_cap_v2 (Nichol & Dhariwal, betas capped at 0.999); ``linear`` spans 1e-4..0.02 rescaled by
+    1000 / K as improved DDPM does, so that a short grid still ends near pure noise."""
+    from diffusers import DDPMScheduler
+
+    if beta_schedule == "cosine":
+        scheduler = DDPMScheduler(num_train_timesteps=train_steps, beta_schedule="squaredcos_cap_v2")
+    else:
+        scale = 1000.0 / train_steps
+        scheduler = DDPMScheduler(num_train_timesteps=train_steps, beta_schedule=beta_schedule,
+                                  beta_start=1e-4 * scale, beta_end=0.02 * scale)
+    return scheduler.alphas_cumprod.tolist()
+
+
+def tiny_unet_denoiser(channels: int = 1, seed: int = 0):
+    """A tiny diffusers UNet2DModel (8 x 8 images, random weights) as a network of GaussianDiffusion
+    (timestep_input="index")."""
+    import torch
+    from diffusers import UNet2DModel
+
+    from svdd_lightning.diffusion.gaussian import DiffusersDenoiser
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(sample_size=8, in_channels=channels, out_channels=channels, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+    return DiffusersDenoiser(unet=unet)

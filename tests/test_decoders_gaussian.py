@@ -16,10 +16,10 @@ from torch import Tensor
 from svdd_lightning import ops
 from svdd_lightning.decoders.dps import DPS
 from svdd_lightning.diffusion.gaussian import GaussianDiffusion
-from svdd_lightning.networks.image import ImageDenoiser
 from svdd_lightning.networks.image_value import ImageValueNet
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.learned import LearnedValue
+from tests.helpers import ddpm_alphas_cumprod, tiny_unet_denoiser
 from tests.test_decoders import B, DecoderContract, make_decoder
 
 EVENT = (1, 8, 8)
@@ -38,10 +38,9 @@ class Brightness(Reward):
 
 
 def tiny_gaussian(num_steps: int = STEPS, seed: int = 0) -> GaussianDiffusion:
-    torch.manual_seed(seed)
-    net = ImageDenoiser(in_channels=1, channels=8, time_dim=16)
-    return GaussianDiffusion(network=net, event_shape=EVENT, num_steps=num_steps, train_steps=50,
-                             beta_schedule="linear", eta=1.0, clip_sample=1.0).eval()
+    return GaussianDiffusion(network=tiny_unet_denoiser(seed=seed), event_shape=EVENT, num_steps=num_steps,
+                             alphas_cumprod=ddpm_alphas_cumprod("linear"), timestep_input="index", eta=1.0,
+                             clip_sample=1.0).eval()
 
 
 def tiny_image_value(num_steps: int = STEPS, seed: int = 0) -> LearnedValue:

@@ -101,7 +101,7 @@ def test_a_users_pipeline_folder_decodes_through_decode_py(tmp_path):
 
 
 def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
-    """train.py stage=pretrain domain=image 'diffusion=${diffusers_diffusion}' (tiny, 2 steps) trains a diffusers
+    """train.py stage=pretrain domain=image (tiny, 2 steps) trains a diffusers
     UNet2DModel and writes a folder diffusers' own DDIMPipeline loads and samples from; decode.py reads it back
     with model.path=."""
     from pathlib import Path
@@ -114,9 +114,9 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=[
-            "stage=pretrain", "domain=image", "diffusion=${diffusers_diffusion}", "steps=4",
-            "diffusers_diffusion.unet.block_out_channels=[8,16]", "diffusers_diffusion.unet.norm_num_groups=4",
-            "diffusers_diffusion.unet.attention_head_dim=4", "trainer.max_steps=2", "pretrain.val_check_interval=2",
+            "stage=pretrain", "domain=image", "steps=4",
+            "diffusion.unet.block_out_channels=[8,16]", "diffusion.unet.norm_num_groups=4",
+            "diffusion.unet.attention_head_dim=4", "trainer.max_steps=2", "pretrain.val_check_interval=2",
             "data.batch_size=16", "logger=none", "trainer.enable_progress_bar=false",
             f"output_dir={tmp_path / 'pretrain'}"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
@@ -133,10 +133,10 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
     from tests.test_configs import compose_decode
 
     out = tmp_path / "decode"
-    cfg = compose_decode("domain=image", "diffusion=${diffusers_diffusion}", "steps=4",
-                         "diffusers_diffusion.unet.block_out_channels=[8,16]", "diffusers_diffusion.unet.norm_num_groups=4",
-                         "diffusers_diffusion.unet.attention_head_dim=4",
-                         f"diffusers_diffusion.checkpoint={tmp_path / 'pretrain' / 'pretrained.ckpt'}",
+    cfg = compose_decode("domain=image", "steps=4",
+                         "diffusion.unet.block_out_channels=[8,16]", "diffusion.unet.norm_num_groups=4",
+                         "diffusion.unet.attention_head_dim=4",
+                         f"diffusion.checkpoint={tmp_path / 'pretrain' / 'pretrained.ckpt'}",
                          "decoder=best_of_n", "decoder.num_candidates=2", "num_samples=2", "batch_size=2",
                          "logger=none", "compute_naturalness=false", "trainer.enable_progress_bar=false",
                          f"output_dir={out}")

@@ -5,8 +5,9 @@ import torch
 
 from svdd_lightning import ops
 from svdd_lightning.diffusion.gaussian import GaussianDiffusion
-from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser
+from svdd_lightning.networks.image import ImageClassifier
 from tests.contracts import DiffusionContract
+from tests.helpers import ddpm_alphas_cumprod, tiny_unet_denoiser
 
 EVENT = (1, 8, 8)
 
@@ -21,12 +22,11 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def tiny_gaussian(**kwargs) -> GaussianDiffusion:
-    torch.manual_seed(0)
-    net = ImageDenoiser(in_channels=1, channels=8, time_dim=16)
-    options = dict(num_steps=5, train_steps=50)
+def tiny_gaussian(beta_schedule: str = "cosine", **kwargs) -> GaussianDiffusion:
+    """A tiny UNet2DModel on a 50-step DDPMScheduler table, decoded in 5 steps."""
+    options = dict(num_steps=5, alphas_cumprod=ddpm_alphas_cumprod(beta_schedule), timestep_input="index")
     options.update(kwargs)
-    return GaussianDiffusion(network=net, event_shape=EVENT, **options)
+    return GaussianDiffusion(network=tiny_unet_denoiser(), event_shape=EVENT, **options)
 
 
 def cosine_alpha_bar(k: int, big_k: int, s: float = 0.008) -> float:
@@ -70,7 +70,8 @@ class PointMass(torch.nn.Module):
 
 def point_mass_diffusion(center: torch.Tensor) -> GaussianDiffusion:
     ref: list = []
-    d = GaussianDiffusion(network=PointMass(center, ref), event_shape=EVENT, num_steps=5, train_steps=50)
+    d = GaussianDiffusion(network=PointMass(center, ref), event_shape=EVENT, num_steps=5,
+                          alphas_cumprod=ddpm_alphas_cumprod())
     ref.append(d)
     return d
 
@@ -161,7 +162,8 @@ def test_oracle_epsilon_recovers_x0(schedule, t):
     x0 = torch.rand(4, *EVENT) * 2 - 1
     eps = ops.randn(ops.make_generators(9, range(4)), EVENT)
     oracle = Oracle(eps)
-    d = GaussianDiffusion(network=oracle, event_shape=EVENT, num_steps=5, train_steps=50, beta_schedule=schedule)
+    d = GaussianDiffusion(network=oracle, event_shape=EVENT, num_steps=5,
+                          alphas_cumprod=ddpm_alphas_cumprod(schedule))
     xt = d.add_noise(x0, t, ops.make_generators(9, range(4)))
     x0_hat = d.denoise(xt, t)
     # abar is ~1e-6 at the last cosine step, so x0-hat's error is float rounding / sqrt(abar).
@@ -176,7 +178,7 @@ def test_oracle_ddim_eta0_reaches_data_from_its_own_noise():
     x0 = torch.rand(2, *EVENT) * 2 - 1
     eps = torch.randn(2, *EVENT)
     d = GaussianDiffusion(
-        network=Oracle(eps), event_shape=EVENT, num_steps=5, train_steps=50, beta_schedule="linear", eta=0.0
+        network=Oracle(eps), event_shape=EVENT, num_steps=5, alphas_cumprod=ddpm_alphas_cumprod("linear"), eta=0.0
     )
     x = d.q_sample(x0, torch.full((2,), 50), eps)
     with torch.no_grad():
@@ -263,8 +265,8 @@ def test_training_lowers_loss_and_raises_likelihood():
     patterns[1, 0, 2:4, :] = 1
     patterns[2, 0, 2:6, 2:6] = 1
     patterns[3, 0].fill_diagonal_(1)
-    net = ImageDenoiser(in_channels=1, channels=8, time_dim=16)
-    d = GaussianDiffusion(network=net, event_shape=EVENT, num_steps=5, train_steps=50)
+    d = tiny_gaussian()
+    net = d.network
     data = patterns.repeat(8, 1, 1, 1)
 
     def eval_loss() -> float:
@@ -293,12 +295,10 @@ def test_training_lowers_loss_and_raises_likelihood():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(beta_schedule="quadratic"), "beta_schedule"),
         (dict(eta=-0.1), "eta"),
         (dict(eta=1.5), "eta"),
         (dict(num_steps=0), "num_steps"),
         (dict(num_steps=60), "num_steps"),
-        (dict(train_steps=0), "train_steps"),
         (dict(clip_sample=0.0), "clip_sample"),
     ],
 )
@@ -309,9 +309,15 @@ def test_invalid_options_raise(kwargs, match):
     assert repr(bad) in str(info.value) or str(bad) in str(info.value)
 
 
+@pytest.mark.parametrize("table", [[], [0.5, 0.9], [1.0, 0.0], [0.9, float("nan")]])
+def test_a_schedule_table_that_is_not_a_schedulers_raises(table):
+    with pytest.raises(ValueError, match="alphas_cumprod must be a non-empty, non-increasing table"):
+        tiny_gaussian(alphas_cumprod=table, num_steps=1)
+
+
 def test_invalid_event_shape_and_candidates_raise():
     with pytest.raises(ValueError, match="event_shape"):
-        GaussianDiffusion(network=ImageDenoiser(), event_shape=())
+        GaussianDiffusion(network=tiny_unet_denoiser(), event_shape=(), alphas_cumprod=ddpm_alphas_cumprod())
     d = tiny_gaussian()
     with pytest.raises(ValueError, match="num_candidates"):
         d.propose(torch.zeros(1, *EVENT), 2, 0, ops.make_generators(0, [0]))
@@ -319,28 +325,19 @@ def test_invalid_event_shape_and_candidates_raise():
 
 def test_checkpoint_loads_with_other_decoding_settings():
     trained = tiny_gaussian(num_steps=5)
-    other = GaussianDiffusion(
-        network=ImageDenoiser(in_channels=1, channels=8, time_dim=16), event_shape=EVENT, num_steps=10, train_steps=50
-    )
+    other = tiny_gaussian(num_steps=10)
     other.load_state_dict(trained.state_dict())
     assert other.timesteps()[0] == 10
 
 
 # networks ----------------------------------------------------------------------------------
-def test_image_networks_shapes_and_size():
-    net = ImageDenoiser()
-    assert sum(p.numel() for p in net.parameters()) < 200_000
-    x = torch.randn(3, 1, 8, 8)
-    assert net(x, torch.rand(3)).shape == x.shape
-    assert ImageDenoiser(in_channels=3, channels=16)(torch.randn(2, 3, 6, 10), torch.rand(2)).shape == (2, 3, 6, 10)
-    clf = ImageClassifier()
-    assert clf(x).shape == (3, 10)
-    with pytest.raises(ValueError, match="even"):
-        net(torch.randn(1, 1, 7, 8), torch.rand(1))
+def test_image_classifier_shape():
+    assert ImageClassifier()(torch.randn(3, 1, 8, 8)).shape == (3, 10)
 
 
-def test_image_denoiser_output_is_independent_of_batch_mates():
-    net = ImageDenoiser(channels=8, time_dim=16)
-    x, t = torch.randn(4, 1, 8, 8), torch.rand(4)
+def test_unet_denoiser_output_is_independent_of_batch_mates():
+    """A sample depends only on its own seed: no batch statistics in the denoiser (GroupNorm, not BatchNorm)."""
+    net = tiny_unet_denoiser().eval()
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([3, 100, 500, 999])
     with torch.no_grad():
         torch.testing.assert_close(net(x, t)[1:2], net(x[1:2], t[1:2]), atol=1e-5, rtol=1e-5)

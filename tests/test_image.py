@@ -20,7 +20,7 @@ from svdd_lightning.errors import CheckpointError, ConfigError, DataError
 from svdd_lightning.domains.images import ImageDomain
 from svdd_lightning.domains.images.naturalness import ImageNaturalness, frechet_distance
 from svdd_lightning.modules.oracle import OracleModule
-from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser, PrototypeClassifier
+from svdd_lightning.networks.image import ImageClassifier, PrototypeClassifier
 from svdd_lightning.networks.image_value import ImageValueNet
 from svdd_lightning.networks.sequence import SequenceRegressor
 from svdd_lightning.rewards.image import CompressibilityReward, DigitReward
@@ -28,12 +28,12 @@ from svdd_lightning.rewards.oracle import OracleReward, build_oracle_network
 from tests.contracts import RewardContract
 
 from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import ROOT, ddpm_alphas_cumprod, tiny_unet_denoiser  # noqa: E402
 from tests.helpers import TINY as DNA_TINY  # noqa: E402
 from tests.helpers import run  # noqa: E402
 
-IMAGE_TINY = ["steps=4", "diffusion.network.channels=8", "diffusion.network.time_dim=8", "value_network.channels=8",
-              "value_network.time_dim=8", "oracle_network.channels=8", "trainer.enable_progress_bar=false"]
+IMAGE_TINY = ["steps=4", "diffusion.unet.block_out_channels=[8,16]", "diffusion.unet.norm_num_groups=4",
+              "diffusion.unet.attention_head_dim=4", "value_network.channels=8", "value_network.time_dim=8", "oracle_network.channels=8", "trainer.enable_progress_bar=false"]
 
 
 def write_oracle_checkpoint(path: Path, *, network: torch.nn.Module, task: str, domain: str,
@@ -289,8 +289,9 @@ def test_naturalness_real_digits_beat_noise(tmp_path, digits, classifier_ckpt):
     ref = nat.write_reference(digits, tmp_path)
     assert ref.stat().st_size < 200_000
     torch.manual_seed(0)
-    diffusion = GaussianDiffusion(network=ImageDenoiser(channels=4, time_dim=8), event_shape=(1, 8, 8),
-                                  num_steps=4, train_steps=20, clip_sample=1.0)
+    diffusion = GaussianDiffusion(network=tiny_unet_denoiser(), event_shape=(1, 8, 8), num_steps=4,
+                                  alphas_cumprod=ddpm_alphas_cumprod("linear"), timestep_input="index",
+                                  clip_sample=1.0)
     real = nat(digits.val_images[:48], diffusion=diffusion, seed=0)
     noise = nat(random_images(48), diffusion=diffusion, seed=0)
     for key in ("log_likelihood", "log_likelihood_median", "frechet_distance", "frechet_distance_real",

@@ -1,21 +1,23 @@
-"""Gaussian diffusion: DDPM training, DDIM decoding with a configurable eta.
+"""Gaussian diffusion: DDPM training, DDIM decoding with a configurable eta, on a scheduler's own schedule.
 
-Two time grids. Training uses the full DDPM grid of ``train_steps`` timesteps k = 1..K with
-q(x_k | x_0) = N(sqrt(abar_k) x_0, (1 - abar_k) I) and abar_0 = 1. Decoding uses ``num_steps``
-DDIM steps on the evenly spaced ("trailing") subsequence tau_t = floor(t * K / num_steps), so
-decode step t = num_steps is the last training timestep (pure noise, matching the N(0, I)
-prior) and t = 0 is clean data. Because the network only ever sees the time fraction
-k / K, one trained model can be decoded with any ``num_steps <= train_steps``; the schedule
-tables are rebuilt from the constructor arguments and are not stored in checkpoints.
+The schedule is a table, never a name: ``alphas_cumprod`` (abar for the training timesteps, as a diffusers
+scheduler holds it) and, optionally, the scheduler's decoding grid. :func:`from_diffusers` reads both from a
+diffusers scheduler; :func:`diffusers_unet` is its Hydra form for a model trained here.
 
-The network predicts epsilon: ``network(x_k, k / K) -> eps_hat`` with the shape of x_k.
+Two time grids. Training uses the full grid of K = len(alphas_cumprod) timesteps k = 1..K (our k is the
+scheduler's 0-based timestep + 1) with q(x_k | x_0) = N(sqrt(abar_k) x_0, (1 - abar_k) I) and abar_0 = 1.
+Decoding uses ``num_steps`` DDIM steps on the scheduler's grid (``timesteps``), or by default on the evenly
+spaced ("trailing") subsequence tau_t = floor(t * K / num_steps), so decode step t = num_steps is the last
+training timestep and t = 0 is clean data. One trained model can be decoded with any ``num_steps <= K``;
+the tables are not stored in checkpoints.
 
-Caveat for the cosine schedule (Nichol & Dhariwal 2021): its betas are capped at 0.999, so the
-last training timestep has a signal-to-noise ratio of about 1e-9 (K = 1000). An x0-hat taken
-there, x0_hat = (x_K - sqrt(1 - abar_K) eps_hat) / sqrt(abar_K), multiplies any error in
-eps_hat by ~1/sqrt(abar_K), and the first DDIM step carries that error into x_{T-1}. For data
-with known bounds (images in [-1, 1]) pass ``clip_sample`` as DDPM/DDIM image samplers do; the
-linear schedule has a much milder end point (abar_K ~ 4e-5).
+The network predicts epsilon, v or x_0 (``prediction_type``), from ``network(x_k, time)`` with time the
+scheduler's timestep index (diffusers models) or the fraction k / K.
+
+Caveat for schedules whose last abar is tiny (the cosine schedule's is about 1e-9 at K = 1000): an x0-hat
+taken there multiplies any error in eps_hat by ~1/sqrt(abar_K), and the first DDIM step carries that error
+into x_{T-1}. For data with known bounds (images in [-1, 1]) pass ``clip_sample`` as DDPM/DDIM image samplers
+do (the scheduler's ``clip_sample_range``).
 """
 
 from __future__ import annotations
@@ -32,33 +34,7 @@ from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 
-BETA_SCHEDULES = ("linear", "cosine")
-MAX_BETA = 0.999  # Nichol & Dhariwal's cap; avoids a singular last step when abar_K -> 0.
-COSINE_OFFSET = 0.008  # the "s" of the cosine schedule: keeps beta_1 from being vanishingly small.
-
-
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
-
-
-def schedule_alphas_cumprod(beta_schedule: str, train_steps: int) -> Tensor:
-    """abar_k for k = 0..K (float64, abar_0 = 1).
-
-    linear: betas evenly spaced from 1e-4 to 0.02, rescaled by 1000 / K as in improved DDPM so
-    that the total noise added does not depend on K. cosine: abar_k = f(k) / f(0) with
-    f(k) = cos(((k / K + s) / (1 + s)) * pi / 2)^2. Both cap betas at 0.999.
-    """
-    k = train_steps
-    if beta_schedule == "linear":
-        scale = 1000.0 / k
-        betas = torch.linspace(scale * 1e-4, scale * 0.02, k, dtype=torch.float64)
-    elif beta_schedule == "cosine":
-        grid = torch.arange(k + 1, dtype=torch.float64) / k
-        f = torch.cos((grid + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
-        betas = 1 - f[1:] / f[:-1]
-    else:  # pragma: no cover - the constructor validates first
-        raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {beta_schedule!r}")
-    betas = betas.clamp(min=0.0, max=MAX_BETA)
-    return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, dim=0)])
 
 
 def _expand(values: Tensor, like: Tensor) -> Tensor:
@@ -72,12 +48,10 @@ class GaussianDiffusion(Diffusion):
         *,
         network: nn.Module,
         event_shape: Sequence[int],
+        alphas_cumprod: Sequence[float],
         num_steps: int = 50,
-        train_steps: int = 1000,
-        beta_schedule: Literal["linear", "cosine"] = "cosine",
         eta: float = 1.0,
         clip_sample: float | None = None,
-        alphas_cumprod: Sequence[float] | None = None,
         timesteps: Sequence[int] | None = None,
         prev_timesteps: Sequence[int] | None = None,
         final_alpha_cumprod: float = 1.0,
@@ -86,16 +60,14 @@ class GaussianDiffusion(Diffusion):
     ) -> None:
         """
         Args:
-            network: epsilon predictor ``network(x_k, k / train_steps) -> eps_hat``.
+            network: ``network(x_k, time) -> output`` (see ``prediction_type`` and ``timestep_input``).
             event_shape: shape of one clean object, e.g. (C, H, W).
-            num_steps: DDIM decoding steps (``<= train_steps``); may differ from training.
-            train_steps: K, the DDPM training grid.
-            beta_schedule: "linear" or "cosine".
+            alphas_cumprod: the scheduler's abar for its training timesteps 0..K-1 (diffusers'
+                ``scheduler.alphas_cumprod``): positive, at most 1, non-increasing.
+            num_steps: DDIM decoding steps (``<= K``); may differ from training.
             eta: DDIM stochasticity in [0, 1]; 1 gives DDPM's posterior variance on the
                 decoding grid, 0 gives deterministic DDIM.
             clip_sample: if set, x0-hat is clamped to [-clip_sample, clip_sample].
-            alphas_cumprod: a scheduler's own abar for its training timesteps 0..K-1 (diffusers'
-                ``scheduler.alphas_cumprod``); then ``beta_schedule`` and ``train_steps`` are not used.
             timesteps, prev_timesteps: a scheduler's decoding grid (``scheduler.timesteps`` after
                 ``set_timesteps(num_steps)``, descending) and each step's previous timestep (negative:
                 the final step, which lands on ``final_alpha_cumprod``); default: the trailing grid.
@@ -108,14 +80,14 @@ class GaussianDiffusion(Diffusion):
         shape = tuple(int(s) for s in event_shape)
         if len(shape) == 0 or any(s < 1 for s in shape):
             raise ValueError(f"event_shape must be a non-empty sequence of positive sizes, got {tuple(event_shape)}")
-        if alphas_cumprod is not None:
-            train_steps = len(alphas_cumprod)
-        if train_steps < 1:
-            raise ValueError(f"train_steps must be >= 1, got {train_steps}")
+        table = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
+        train_steps = table.numel()
+        if train_steps < 1 or not bool(((table > 0) & (table <= 1)).all()) or bool((table.diff() > 0).any()):
+            raise ValueError(f"alphas_cumprod must be a non-empty, non-increasing table of values in (0, 1] (a "
+                             f"scheduler's alphas_cumprod), got {train_steps} values")
         if not 1 <= num_steps <= train_steps:
-            raise ValueError(f"num_steps must be in [1, train_steps={train_steps}], got {num_steps}")
-        if beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {beta_schedule!r}")
+            raise ValueError(f"num_steps must be in [1, K={train_steps}] (the scheduler's training timesteps), "
+                             f"got {num_steps}")
         if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
             raise ValueError(f"eta must be a number in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
         if clip_sample is not None and not (math.isfinite(clip_sample) and clip_sample > 0):
@@ -130,7 +102,6 @@ class GaussianDiffusion(Diffusion):
         self.event_shape = shape
         self.num_steps = int(num_steps)
         self.train_steps = int(train_steps)
-        self.beta_schedule = beta_schedule
         self.eta = float(eta)
         self.clip_sample = None if clip_sample is None else float(clip_sample)
         self.prediction_type = prediction_type
@@ -138,10 +109,8 @@ class GaussianDiffusion(Diffusion):
 
         # All tables are computed in float64 and stored as float32; non-persistent, so they follow
         # .to(device) but a checkpoint does not pin num_steps/eta.
-        if alphas_cumprod is None:
-            abar = schedule_alphas_cumprod(beta_schedule, self.train_steps)
-        else:  # the scheduler's table, shifted: our k = its timestep + 1, and abar_0 = 1 is clean data
-            abar = torch.cat([torch.ones(1, dtype=torch.float64), torch.as_tensor(alphas_cumprod, dtype=torch.float64)])
+        # The scheduler's table, shifted: our k = its timestep + 1, and abar_0 = 1 is clean data.
+        abar = torch.cat([torch.ones(1, dtype=torch.float64), table])
         snr = abar / (1 - abar)  # inf at k = 0, unused there
         kl_weight = torch.zeros_like(abar)
         # KL(q(x_{k-1} | x_k, x_0) || p(x_{k-1} | x_k)) with p's variance = the posterior's is

@@ -32,11 +32,11 @@ def records_arguments(cls: type) -> type:
 
 def known_networks() -> dict[str, type]:
     """Name -> class of every network a checkpoint may ask to be built."""
-    from svdd_lightning.networks.image import ImageClassifier, ImageDenoiser, PrototypeClassifier
+    from svdd_lightning.networks.image import ImageClassifier, PrototypeClassifier
     from svdd_lightning.networks.image_value import ImageValueNet
     from svdd_lightning.networks.sequence import SequenceDenoiser, SequenceRegressor
 
-    return {cls.__name__: cls for cls in (ImageClassifier, ImageDenoiser, PrototypeClassifier, ImageValueNet,
+    return {cls.__name__: cls for cls in (ImageClassifier, PrototypeClassifier, ImageValueNet,
                                           SequenceDenoiser, SequenceRegressor)}
 
 

@@ -1,10 +1,8 @@
-"""Small convolutional networks for images (B, C, H, W), sized for 8x8 digits on a CPU.
-
-``ImageDenoiser`` is a one-level UNet (H, W divisible by 2): residual blocks at full and half
-resolution joined by a skip connection, with the time fraction entering every block through
-FiLM (a per-channel scale and shift from sinusoidal time features). Only per-sample
-normalisation (GroupNorm) is used, so a sample's output never depends on its batch mates, as
-the per-sample-randomness contract of the decoders requires.
+"""Small convolutional networks for images (B, C, H, W), sized for 8x8 digits on a CPU: the digit classifiers
+(reward and naturalness judge) and the residual block of the SVDD-MC value network (``ResBlock2d``: the time
+fraction enters through FiLM, a per-channel scale and shift from sinusoidal time features). The denoiser is
+diffusers' ``UNet2DModel`` (configs/domain/image.yaml). Only per-sample normalisation (GroupNorm) is used, so a
+sample's output never depends on its batch mates, as the per-sample-randomness contract of the decoders requires.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import torch.nn.functional as F
 from svdd_lightning.networks import records_arguments
 from torch import Tensor, nn
 
-from svdd_lightning.networks.sequence import time_features
 
 
 def _groups(channels: int) -> int:
@@ -41,41 +38,6 @@ class ResBlock2d(nn.Module):
         y = self.conv1(F.silu(self.norm1(h) * (1 + scale) + shift))
         y = self.conv2(F.silu(self.norm2(y)))
         return self.skip(h) + y
-
-
-@records_arguments
-class ImageDenoiser(nn.Module):
-    """x (B, C, H, W) and time fraction t (B,) in [0, 1] -> a tensor of x's shape (epsilon)."""
-
-    def __init__(self, *, in_channels: int = 1, channels: int = 32, time_dim: int = 64) -> None:
-        super().__init__()
-        if in_channels < 1 or channels < 1 or time_dim < 2:
-            raise ValueError(
-                f"ImageDenoiser needs in_channels >= 1, channels >= 1, time_dim >= 2; "
-                f"got in_channels={in_channels}, channels={channels}, time_dim={time_dim}"
-            )
-        self.time_dim = time_dim
-        wide = 2 * channels
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        self.stem = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.down_block = ResBlock2d(in_channels=channels, out_channels=channels, time_dim=time_dim)
-        self.down = nn.Conv2d(channels, wide, 3, stride=2, padding=1)
-        self.mid_block = ResBlock2d(in_channels=wide, out_channels=wide, time_dim=time_dim)
-        self.up = nn.Conv2d(wide, channels, 3, padding=1)
-        self.up_block = ResBlock2d(in_channels=2 * channels, out_channels=channels, time_dim=time_dim)
-        self.out_norm = nn.GroupNorm(_groups(channels), channels)
-        self.head = nn.Conv2d(channels, in_channels, 3, padding=1)
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[-1] % 2 or x.shape[-2] % 2:
-            raise ValueError(f"ImageDenoiser needs (B, C, H, W) with even H and W, got {tuple(x.shape)}")
-        t = t.to(x.device).float().expand(x.shape[0]) if t.dim() == 0 else t.to(x.device).float()
-        temb = self.time_mlp(time_features(t, self.time_dim))
-        skip = self.down_block(self.stem(x), temb)
-        h = self.mid_block(self.down(skip), temb)
-        h = self.up(F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
-        h = self.up_block(torch.cat([h, skip], dim=1), temb)
-        return self.head(F.silu(self.out_norm(h)))
 
 
 @records_arguments
