@@ -17,6 +17,9 @@ $(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt
 	# MOSES SMILES ship inside this wheel; its own dependencies fail to build, and we only read its data files.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps molsets==0.3.1
+	# AntiBERTy's trained weights ship inside this wheel (1.0 ships none); its own dependencies want transformers 4, and
+	# we read its weights and vocabulary by path into transformers 5's BertForMaskedLM (svdd_lightning/networks/antiberty.py).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps antiberty==0.1.3
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
