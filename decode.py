@@ -29,6 +29,7 @@ from svdd_lightning.build import build_decoder, build_diffusion, build_domain, b
 from svdd_lightning.cli import friendly_errors, is_launcher_process, quiet_lightning
 from svdd_lightning.diffusion.latent import read_prompts
 from svdd_lightning.errors import ConfigError
+from svdd_lightning.inpainting import start_from_seeds
 from svdd_lightning.loggers import is_offline_wandb, wandb_sync_hint
 from svdd_lightning.paths import resolve_path
 from svdd_lightning.rewards.guard import GuardedReward
@@ -89,6 +90,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
                             describe=lambda x: domain.describe(x.detach().cpu()))
     diffusion = build_diffusion(cfg, domain)
     reward = reward_of_states(guarded, diffusion)  # a latent model's rewards score decoded images
+    init = start_from_seeds(cfg, domain, diffusion)
     decoder, value = build_decoder(cfg, diffusion=diffusion, reward=reward)
     reference = load_reference(cfg, reward.name)
     run_config = {"domain": cfg.domain.name, "reward": reward.name, "decoder": choices.get("decoder", "custom"),
@@ -107,6 +109,8 @@ def run_decode(cfg: DictConfig) -> dict | None:
                     reference=reference)
     if result is None:  # not rank zero
         return None
+    if init is not None:
+        result.summary["init"] = init
     files = write_decode_outputs(output_dir, result=result, domain=domain, reward_units=reward.units,
                                  reference=reference)
     log_decode_to_wandb(logger, domain=domain, result=result, steps=diffusion.timesteps(), pictures=files)

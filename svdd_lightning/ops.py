@@ -127,3 +127,19 @@ def systematic_resample(log_weights: Tensor, num: int, generator: torch.Generato
 
 
 RESAMPLING_SCHEMES = {"systematic": systematic_resample, "multinomial": multinomial_resample}
+
+
+def resample_within_groups(resample, log_w: Tensor, groups: Tensor | None, slots: Tensor | None, count: int,
+                           generator: torch.Generator) -> Tensor:
+    """``count`` ancestor indices into a population with log-weights ``log_w``, drawn by
+    ``resample(log_w, n, generator)``. With ``groups`` (the population's group of each member, e.g. the seed its
+    design started from) and ``slots`` (the group of each of the ``count`` output slots), each slot draws only
+    from members of its own group, so states never move between groups. Without groups: one draw over all."""
+    if groups is None:
+        return resample(log_w, count, generator)
+    out = torch.empty(count, dtype=torch.long, device=log_w.device)
+    for g in slots.unique(sorted=True).tolist():
+        where = (slots == g).nonzero()[:, 0]
+        members = (groups == g).nonzero()[:, 0]
+        out[where] = members[resample(log_w[members], where.numel(), generator)]
+    return out

@@ -79,7 +79,9 @@ class SMC(Decoder):
         # Particles flattened as (B * K); particle k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, self.num_candidates)
         x = diffusion.prior(n, particle_gens)
-        scored = self.value.evaluate(diffusion, x, diffusion.num_steps)
+        # Seeds of an inpainting decode: particles resample only among designs of their own seed.
+        groups = diffusion.population_groups(n) if hasattr(diffusion, "population_groups") else None
+        scored = self.value.evaluate(diffusion, x, diffusion.timesteps()[0])  # T, or an inpainting start
         calls.denoiser += scored.denoiser_calls
         calls.value += scored.value_calls
         calls.reward += scored.reward_calls
@@ -101,7 +103,7 @@ class SMC(Decoder):
             ess = ops.effective_sample_size(log_w)
             ess_trace.append(ess / n)
             if t > 1 and ess < self.ess_threshold * n:  # one sync per step: the resampling decision
-                ancestors = resample(log_w, n, population_gen)
+                ancestors = ops.resample_within_groups(resample, log_w, groups, groups, n, population_gen)
                 x, previous = x[ancestors], previous[ancestors]
                 denoised = None if denoised is None else denoised[ancestors]
                 log_w = torch.zeros_like(log_w)
@@ -110,7 +112,8 @@ class SMC(Decoder):
         trace = {"ess_fraction": torch.stack(ess_trace).tolist()}
         if self.final_resampling:
             # Draw the batch from the weighted population: the output is then a sample of the target.
-            ancestors = resample(log_w, batch_size, population_gen)
+            slots = None if groups is None else groups[::self.num_candidates]
+            ancestors = ops.resample_within_groups(resample, log_w, groups, slots, batch_size, population_gen)
             return self.finish(x[ancestors], rewards[ancestors], calls, trace, resampled_steps=resampled_steps)
         out = self.finish(x, rewards, calls, trace, resampled_steps=resampled_steps)
         out.log_weights = ops.log_normalize(log_w).float()

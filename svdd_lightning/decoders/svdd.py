@@ -58,6 +58,8 @@ class SVDD(Decoder):
         chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
         population_gen = ops.population_generator(generators)  # draws nothing from the samples' generators
         x = diffusion.prior(batch_size, generators)
+        # Seeds of an inpainting decode: batch members exchange states (SVDD-R) only within a seed's designs.
+        groups = diffusion.population_groups(batch_size) if hasattr(diffusion, "population_groups") else None
         denoised = None  # denoiser output at the current x, when a value call already made it
         for t in self.steps(diffusion):
             # A step that draws nothing makes M copies of one object: propose (and score) it once.
@@ -78,14 +80,14 @@ class SVDD(Decoder):
             if scored.denoised is not None:
                 denoised = ops.gather_candidates(scored.denoised.view(batch_size, m, *scored.denoised.shape[1:]), keep)
             chosen = values.gather(1, keep[:, None]).squeeze(1)
-            x, denoised, chosen = self.across_batch(x, denoised, chosen, population_gen)
+            x, denoised, chosen = self.across_batch(x, denoised, chosen, population_gen, groups)
             chosen_values.append(chosen)
         rewards = chosen_values[-1]  # the last step scored the clean samples with the reward (t - 1 = 0)
         per_step = torch.stack(chosen_values)  # (T, B)
         trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
         return self.finish(x, rewards, calls, trace)
 
-    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator, groups=None):
         """A hook after the per-sample selection; plain SVDD keeps batch members independent."""
         return x, denoised, values
 
@@ -125,7 +127,7 @@ class SVDDR(SVDD):
         return {**super().settings(), "resample_fraction": self.resample_fraction,
                 "resample_alpha": self.resample_alpha, "replace": self.replace}
 
-    def across_batch(self, x, denoised, values, population_gen: torch.Generator):
+    def across_batch(self, x, denoised, values, population_gen: torch.Generator, groups=None):
         k = int(round(self.resample_fraction * x.shape[0]))
         if k == 0:
             return x, denoised, values
@@ -133,7 +135,17 @@ class SVDDR(SVDD):
             replaced = torch.randperm(x.shape[0], generator=population_gen)[:k].to(x.device)
         else:
             replaced = values.argsort()[:k]
-        if self.resample_alpha == 0:
+        if groups is not None:  # each replaced member takes a donor of its own group (seed)
+            donors = torch.empty_like(replaced)
+            for g in groups[replaced].unique(sorted=True).tolist():
+                where = (groups[replaced] == g).nonzero()[:, 0]
+                members = (groups == g).nonzero()[:, 0]
+                if self.resample_alpha == 0:
+                    donors[where] = members[values[members].argsort(descending=True)[:where.numel()]]
+                else:
+                    donors[where] = members[ops.multinomial_resample(
+                        values[members].double() / self.resample_alpha, where.numel(), population_gen)]
+        elif self.resample_alpha == 0:
             donors = values.argsort(descending=True)[:k]
         else:
             donors = ops.multinomial_resample(values.double() / self.resample_alpha, k, population_gen)

@@ -82,6 +82,33 @@ class MaskedDiffusion(Diffusion):
         self.register_buffer("mask_table", mask_table, persistent=False)
         self.register_buffer("reveal_table", reveal_table, persistent=False)
 
+    # -- starting from existing sequences (svdd_lightning/inpainting.py) -------------------
+    def start_from(self, inpainting) -> None:
+        """Decode from partially masked seeds: ``prior`` returns them and ``timesteps`` start at the step whose
+        mask probability reaches their masked fraction."""
+        self.inpainting = inpainting
+        self.event_shape = (int(inpainting.seeds.shape[1]),)
+        self.seq_len = self.event_shape[0]
+        self.start_step = inpainting.start_step(self.mask_table)
+        self._starts = None
+
+    def begin_batch(self, indices: Tensor, seed: int) -> None:
+        """The sample indices of the batch about to be decoded (their seeds and masks)."""
+        if getattr(self, "inpainting", None) is not None:
+            self._starts = self.inpainting.starts(indices, mask_index=self.mask_index, seed=seed).to(self.device)
+            self._groups = (indices.to(self.device) % len(self.inpainting.seeds)).long()
+
+    def population_groups(self, size: int) -> Tensor | None:
+        """Which seed each member of a population of ``size`` (the batch, or B x K particles) starts from, so that
+        population decoders (SMC, SVDD-R) resample within a seed's designs; None when there are no seeds."""
+        if getattr(self, "inpainting", None) is None or len(self.inpainting.seeds) == 1:
+            return None
+        return self._groups.repeat_interleave(size // self._groups.shape[0])
+
+    def timesteps(self) -> list[int]:
+        start = self.start_step if getattr(self, "inpainting", None) is not None else self.num_steps
+        return list(range(start, 0, -1))
+
     # -- schedule -----------------------------------------------------------------------
     def mask_probability(self, t: Tensor) -> Tensor:
         """1 - alpha_t: the probability that a token is masked at step t."""
@@ -113,6 +140,13 @@ class MaskedDiffusion(Diffusion):
         return int(t) == 1
 
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
+        if getattr(self, "inpainting", None) is not None:
+            starts = self._starts
+            if starts is None or batch_size % starts.shape[0]:
+                raise RuntimeError("an inpainting decode needs begin_batch(indices, seed) before prior (the decoding "
+                                   "module calls it)")
+            # K particles per sample (SMC) are rows b * K + k: each starts from its sample's seed.
+            return starts.repeat_interleave(batch_size // starts.shape[0], dim=0)
         return torch.full((batch_size, self.seq_len), self.mask_index, dtype=torch.long, device=self.device)
 
     def add_noise(self, x0: Tensor, t: int | Tensor, generators: Generators | None = None) -> Tensor:
@@ -188,6 +222,8 @@ class MaskedDiffusion(Diffusion):
         return weight * token_logp.sum(dim=-1)
 
     def log_likelihood(self, x0: Tensor, generators: Generators, num_estimates: int = 16) -> Tensor:
+        """The ELBO of samples as they leave (the domain's indices; mapped to the model's ids here)."""
+        x0 = self.from_data(x0)
         # The ELBO is sum_{t=1..T} E[w_t sum_masked log p(x0 | x_t)] (w_t = 1/t for log-linear); estimate the sum over t
         # with num_estimates stratified steps (T * mean over t = the sum).
         batch = x0.shape[0]

@@ -29,6 +29,8 @@ class DecodingModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         indices = batch
+        if hasattr(self.diffusion, "begin_batch"):  # a start that depends on the sample (inpainting)
+            self.diffusion.begin_batch(indices, self.seed)
         out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices))
         return {
             "index": indices.cpu(),

@@ -55,3 +55,12 @@ def load_antiberty():
     words = (folder / VOCAB_FILE).read_text().split()
     tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(words)}, do_lower_case=False)
     return model.eval(), tokenizer
+
+
+def antiberty_diffusion(*, seq_len: int, num_steps: int = 64):
+    """AntiBERTy as a masked diffusion over the 20 amino acids (Hydra form of the antibody domain)."""
+    from svdd_lightning.diffusion.masked_lm import from_masked_lm
+    from svdd_lightning.domains.antibodies.domain import AMINO_ACIDS
+
+    model, tokenizer = load_antiberty()
+    return from_masked_lm(model, tokenizer, alphabet=AMINO_ACIDS, seq_len=seq_len, num_steps=num_steps)

@@ -1,0 +1,177 @@
+"""Inpainting: decode from existing sequences with some positions masked (a CDR loop, a promoter region).
+
+``init.fasta=FILE`` gives the seeds (one FASTA record each, all of one length) and ``init.mask=`` which positions
+to redesign:
+
+- ranges of 1-based, inclusive positions: ``"99-109"``, ``"5,10-12"``;
+- a fraction of positions, drawn per sample: ``0.25``;
+- ``header``: the ranges written in each record's header as ``mask=99-109`` (so seeds may differ in which region
+  is redesigned);
+- a region the domain locates in each seed, e.g. ``cdr_h3`` for antibodies.
+
+Sample ``i`` starts from seed ``i mod S`` with its masked positions set to the mask token, at the step of the
+schedule where that fraction of tokens is masked (t0 = the first t whose mask probability reaches the masked
+fraction), and every decoder runs unchanged from there: the diffusion's ``prior`` returns the partially masked
+seeds and its ``timesteps`` start at t0. Unmasked positions never change (carry-over). A sample depends only
+on (seed, index), as for any decode.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from svdd_lightning.errors import ConfigError, DataError
+
+RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+
+
+@dataclass
+class SeedRecord:
+    name: str
+    description: str
+    sequence: str
+
+
+def read_seed_fasta(path: str | Path) -> list[SeedRecord]:
+    """FASTA records (Biopython's parser), with a named error for a missing, empty or malformed file."""
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+    from svdd_lightning.paths import resolve_path
+
+    file = resolve_path(path)
+    if not file.is_file():
+        raise DataError(f"init.fasta={file} does not exist; pass a FASTA file of the sequences to start from.")
+    text = file.read_text()
+    if not text.lstrip().startswith(">"):
+        raise DataError(f"init.fasta={file} is not FASTA: it must start with a '>' header line (got "
+                        f"{text.strip()[:30]!r}).")
+    with open(file) as handle:
+        records = [SeedRecord(title.split()[0] if title.split() else f"seed_{k}", title, seq.replace(" ", "").upper())
+                   for k, (title, seq) in enumerate(SimpleFastaParser(handle))]
+    empty = [r.name for r in records if not r.sequence]
+    if not records or empty:
+        raise DataError(f"init.fasta={file} has {'no records' if not records else f'empty records: {empty[:3]}'}.")
+    return records
+
+
+def parse_ranges(spec: str, length: int, *, what: str) -> Tensor:
+    """1-based inclusive ranges ``"5,10-12"`` -> a boolean mask (L,)."""
+    mask = torch.zeros(length, dtype=torch.bool)
+    for part in str(spec).split(","):
+        match = RANGE.match(part)
+        if not match:
+            raise ConfigError(f"{what}={spec!r}: use 1-based positions and ranges like 99-109,120, or a fraction like "
+                              f"0.25, or header (ranges in each FASTA header as mask=99-109).")
+        start, end = int(match.group(1)), int(match.group(2) or match.group(1))
+        if not 1 <= start <= end <= length:
+            raise ConfigError(f"{what}={spec!r}: range {start}-{end} is outside positions 1..{length}.")
+        mask[start - 1:end] = True
+    return mask
+
+
+@dataclass
+class Inpainting:
+    """Seeds (S, L) as the model's token ids and which positions of each to mask."""
+
+    seeds: Tensor  # (S, L) long, the model's ids
+    masks: Tensor | None  # (S, L) bool, or None for a fraction drawn per sample
+    fraction: float | None = None
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def masked_fraction(self) -> float:
+        return float(self.fraction) if self.masks is None else float(self.masks.float().mean(dim=1).max())
+
+    def start_step(self, mask_probability: Tensor) -> int:
+        """t0: the first step whose mask probability reaches the masked fraction (mask_probability: t = 0..T)."""
+        reached = (mask_probability >= self.masked_fraction - 1e-9).nonzero()
+        return max(1, int(reached[0, 0])) if len(reached) else len(mask_probability) - 1
+
+    def starts(self, indices: Tensor, *, mask_index: int, seed: int) -> Tensor:
+        """The partially masked start of each sample index (B, L)."""
+        rows = self.seeds[indices.cpu() % len(self.seeds)].clone()
+        if self.masks is not None:
+            masks = self.masks[indices.cpu() % len(self.seeds)]
+        else:
+            length = self.seeds.shape[1]
+            count = max(1, round(self.fraction * length))
+            masks = torch.zeros_like(rows, dtype=torch.bool)
+            for row, index in enumerate(indices.tolist()):
+                # Its own stream (not the sample's decoding generator): the positions depend on (seed, index) only.
+                gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(index) * 7_919 + 0x1A2B) % (2**63))
+                masks[row, torch.randperm(length, generator=gen)[:count]] = True
+        rows[masks] = mask_index
+        return rows
+
+
+def build_inpainting(*, fasta: str, mask: str | float, domain, diffusion) -> Inpainting:
+    """Read ``init.fasta`` through the domain (letters checked) and ``init.mask``; seeds become model ids."""
+    records = read_seed_fasta(fasta)
+    lengths = {len(r.sequence) for r in records}
+    if len(lengths) != 1:
+        raise DataError(f"init.fasta={fasta}: the seeds have lengths {sorted(lengths)}; one run decodes seeds of one "
+                        f"length (split the file by length).")
+    try:
+        tokens = domain.from_objects([r.sequence for r in records])
+    except ValueError as exc:
+        raise DataError(f"init.fasta={fasta}: {exc}; the seeds must be in the domain's alphabet "
+                        f"{getattr(domain, 'alphabet', '')}.") from exc
+    seeds = diffusion.from_data(tokens) if hasattr(diffusion, "from_data") else tokens
+    length = seeds.shape[1]
+    names = [r.name for r in records]
+    if str(mask).strip().lower() == "header":
+        masks = []
+        for r in records:
+            found = re.search(r"mask=([\d,\-\s]+)", r.description)
+            if not found:
+                raise DataError(f"init.mask=header but the record {r.name!r} of {fasta} has no mask=START-END in its "
+                                f"header.")
+            masks.append(parse_ranges(found.group(1).strip(), length, what=f"the header of {r.name}"))
+        return Inpainting(seeds=seeds, masks=torch.stack(masks), names=names)
+    spec = str(mask).strip()
+    if re.fullmatch(r"[A-Za-z][\w-]*", spec):  # a region the domain can locate, e.g. cdr_h3
+        if not hasattr(domain, "named_region"):
+            raise ConfigError(f"init.mask={spec}: domain {getattr(domain, 'name', '')} locates no named regions; "
+                              f"give positions (99-109) or a fraction.")
+        masks = []
+        for r in records:
+            try:
+                start, end = domain.named_region(spec, r.sequence)
+            except ValueError as exc:
+                raise DataError(f"init.mask={spec}, record {r.name!r} of {fasta}: {exc}") from exc
+            masks.append(parse_ranges(f"{start}-{end}", length, what=f"{spec} of {r.name}"))
+        return Inpainting(seeds=seeds, masks=torch.stack(masks), names=names)
+    try:
+        fraction = float(mask)
+    except (TypeError, ValueError):
+        fraction = None
+    if fraction is not None and "-" not in str(mask) and "," not in str(mask) and fraction < 1:
+        if not 0 < fraction < 1:
+            raise ConfigError(f"init.mask={mask}: a fraction must be in (0, 1).")
+        return Inpainting(seeds=seeds, masks=None, fraction=fraction, names=names)
+    ranges = parse_ranges(str(mask), length, what="init.mask")
+    return Inpainting(seeds=seeds, masks=ranges.expand(len(records), -1).clone(), names=names)
+
+
+def start_from_seeds(cfg, domain, diffusion) -> dict | None:
+    """init.fasta / init.mask: decode from partially masked seeds; what summary.json records of them."""
+    init = cfg.get("init") or {}
+    if not init.get("fasta"):
+        if init.get("mask") is not None:
+            raise ConfigError("init.mask= needs init.fasta=FILE, the sequences to start from.")
+        return None
+    if init.get("mask") is None:
+        raise ConfigError(f"init.fasta={init.fasta} needs init.mask=: 1-based ranges (99-109), a fraction (0.25) or "
+                          f"header (mask=START-END in each FASTA header).")
+    if not hasattr(diffusion, "start_from"):
+        raise ConfigError(f"init.fasta= starts masked (token) models from seeds; domain '{cfg.domain.name}' is not one.")
+    inpainting = build_inpainting(fasta=str(init.fasta), mask=init.mask, domain=domain, diffusion=diffusion)
+    diffusion.start_from(inpainting)
+    return {"fasta": str(init.fasta), "mask": str(init.mask), "num_seeds": len(inpainting.seeds),
+            "seed_names": inpainting.names[:20], "masked_fraction": round(inpainting.masked_fraction, 6),
+            "start_step": diffusion.start_step}
