@@ -94,6 +94,8 @@ def log_decode_to_wandb(logger: Any, *, domain: Any, result: Any, steps: list[in
     log_samples_table(experiment, domain=domain, result=result, reward_name=summary["reward"])
     log_guidance_trace(experiment, mean_trace(result.traces), steps)
     experiment.log({f"pictures/{p.stem}": wandb.Image(str(p)) for p in pictures if p.suffix == ".png"})
+    for k, median in enumerate((summary.get("refine") or {}).get("median_per_round", [])):
+        experiment.log({"refine/round": k, "refine/reward_median": median})
     experiment.summary.update({"reward_stats": summary["reward_stats"], "nfe": summary["nfe"],
                                "naturalness": summary["naturalness"]})
 

@@ -67,10 +67,16 @@ def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, 
                "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True)}
     if name not in classes:
         raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
+    rounds, fraction = int(options.pop("refine_rounds", 0) or 0), float(options.pop("refine_fraction", 0.1))
     cls, takes_value = classes[name]
     if "max_batch" in options and hasattr(diffusion, "max_batch"):
         diffusion.max_batch = options["max_batch"]  # a latent model chunks its UNet and VAE calls with the same cap
-    return cls(reward=reward, **({"value": value} if takes_value else {}), **options)
+    decoder = cls(reward=reward, **({"value": value} if takes_value else {}), **options)
+    if rounds:
+        from svdd_lightning.decoders.refine import Refinement
+
+        decoder = Refinement(decoder=decoder, rounds=rounds, fraction=fraction)
+    return decoder
 
 
 def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", domain: Any = None,
@@ -149,6 +155,10 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
     summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, nfe=merged["nfe"],
                         seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
                         reference=reference)
+    if "round_rewards" in merged:  # refinement: the kept designs' rewards after every round
+        per_round = merged["round_rewards"].numpy()
+        summary["refine"] = {"rounds": int(per_round.shape[1] - 1), "median_per_round": np.median(per_round, 0).tolist(),
+                             "mean_per_round": per_round.mean(0).tolist()}
     return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,
                         traces=list(merged.get("trace", [])))
 

@@ -110,7 +110,14 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
     if "max_batch" in cfg.decoder and hasattr(diffusion, "max_batch"):
         # A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap.
         diffusion.max_batch = options.get("max_batch", cfg.decoder.max_batch)
-    return instantiate(cfg.decoder, **options), value
+    node = OmegaConf.to_container(cfg.decoder, resolve=True)
+    rounds, fraction = int(node.pop("refine_rounds", 0) or 0), float(node.pop("refine_fraction", 0.1))
+    decoder = instantiate(node, **options)
+    if rounds:
+        from svdd_lightning.decoders.refine import Refinement
+
+        decoder = Refinement(decoder=decoder, rounds=rounds, fraction=fraction)
+    return decoder, value
 
 
 def build_logger(cfg: DictConfig, *, output_dir: Path, name: str, config: dict | None = None) -> Any:

@@ -59,6 +59,23 @@ def read_seed_fasta(path: str | Path) -> list[SeedRecord]:
     return records
 
 
+def read_seed_smiles(path: str | Path) -> list[SeedRecord]:
+    """One SMILES per line (the first whitespace-separated field; an optional second one names it)."""
+    from svdd_lightning.paths import resolve_path
+
+    file = resolve_path(path)
+    if not file.is_file():
+        raise DataError(f"init.smiles={file} does not exist; pass a file with one SMILES per line.")
+    records = []
+    for k, line in enumerate(file.read_text().splitlines()):
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            records.append(SeedRecord(fields[1] if len(fields) > 1 else f"seed_{k}", line, fields[0]))
+    if not records:
+        raise DataError(f"init.smiles={file} holds no SMILES.")
+    return records
+
+
 def parse_ranges(spec: str, length: int, *, what: str) -> Tensor:
     """1-based inclusive ranges ``"5,10-12"`` -> a boolean mask (L,)."""
     mask = torch.zeros(length, dtype=torch.bool)
@@ -109,18 +126,23 @@ class Inpainting:
         return rows
 
 
-def build_inpainting(*, fasta: str, mask: str | float, domain, diffusion) -> Inpainting:
-    """Read ``init.fasta`` through the domain (letters checked) and ``init.mask``; seeds become model ids."""
-    records = read_seed_fasta(fasta)
+def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, diffusion,
+                     smiles: str | None = None) -> Inpainting:
+    """Read ``init.fasta`` (or ``init.smiles``) through the domain (letters or molecules checked) and
+    ``init.mask``; seeds become model ids."""
+    records = read_seed_fasta(fasta) if fasta else read_seed_smiles(smiles)
+    fasta = fasta or smiles
     lengths = {len(r.sequence) for r in records}
-    if len(lengths) != 1:
+    if len(lengths) != 1 and not smiles:  # SMILES are padded to the domain's token length
         raise DataError(f"init.fasta={fasta}: the seeds have lengths {sorted(lengths)}; one run decodes seeds of one "
                         f"length (split the file by length).")
     try:
-        tokens = domain.from_objects([r.sequence for r in records])
+        # SMILES keep their case (c is aromatic carbon); sequences are read upper-case.
+        tokens = domain.from_objects([r.description.split()[0] if smiles else r.sequence for r in records])
     except ValueError as exc:
-        raise DataError(f"init.fasta={fasta}: {exc}; the seeds must be in the domain's alphabet "
-                        f"{getattr(domain, 'alphabet', '')}.") from exc
+        what = f"init.smiles={smiles}: {exc}; each line must be a valid SMILES" if smiles else \
+            f"init.fasta={fasta}: {exc}; the seeds must be in the domain's alphabet {getattr(domain, 'alphabet', '')}"
+        raise DataError(what + ".") from exc
     seeds = diffusion.from_data(tokens) if hasattr(diffusion, "from_data") else tokens
     length = seeds.shape[1]
     names = [r.name for r in records]
@@ -161,17 +183,19 @@ def build_inpainting(*, fasta: str, mask: str | float, domain, diffusion) -> Inp
 def start_from_seeds(cfg, domain, diffusion) -> dict | None:
     """init.fasta / init.mask: decode from partially masked seeds; what summary.json records of them."""
     init = cfg.get("init") or {}
-    if not init.get("fasta"):
+    source = init.get("fasta") or init.get("smiles")
+    if not source:
         if init.get("mask") is not None:
-            raise ConfigError("init.mask= needs init.fasta=FILE, the sequences to start from.")
+            raise ConfigError("init.mask= needs init.fasta=FILE (or init.smiles=FILE), the sequences to start from.")
         return None
     if init.get("mask") is None:
-        raise ConfigError(f"init.fasta={init.fasta} needs init.mask=: 1-based ranges (99-109), a fraction (0.25) or "
+        raise ConfigError(f"init: {source} needs init.mask=: 1-based ranges (99-109), a fraction (0.25) or "
                           f"header (mask=START-END in each FASTA header).")
     if not hasattr(diffusion, "start_from"):
         raise ConfigError(f"init.fasta= starts masked (token) models from seeds; domain '{cfg.domain.name}' is not one.")
-    inpainting = build_inpainting(fasta=str(init.fasta), mask=init.mask, domain=domain, diffusion=diffusion)
+    inpainting = build_inpainting(fasta=init.get("fasta"), smiles=init.get("smiles"), mask=init.mask, domain=domain,
+                                  diffusion=diffusion)
     diffusion.start_from(inpainting)
-    return {"fasta": str(init.fasta), "mask": str(init.mask), "num_seeds": len(inpainting.seeds),
+    return {"source": str(source), "mask": str(init.mask), "num_seeds": len(inpainting.seeds),
             "seed_names": inpainting.names[:20], "masked_fraction": round(inpainting.masked_fraction, 6),
             "start_step": diffusion.start_step}

@@ -46,7 +46,8 @@ def test_every_decoder_composes_and_instantiates(decoder):
 
 
 REWARD_DOMAIN = {"qed": "molecule", "sa": "molecule", "logp": "molecule", "mfe": "rna", "compressibility": "image",
-                 "digit": "image", "oracle": "image", "aesthetic": "latent_image"}
+                 "digit": "image", "oracle": "image", "aesthetic": "latent_image",
+                 "hydrophobicity": "antibody", "instability": "antibody", "net_charge": "antibody"}
 
 
 @pytest.fixture(scope="module")

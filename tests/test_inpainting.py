@@ -140,3 +140,54 @@ def test_antibody_cdr_h3_redesign_through_decode_py(tmp_path):
 
     rows = list(csv.DictReader(open(out / "samples.csv")))
     assert float(rows[0]["reward"]) == pytest.approx(-ProteinAnalysis(designs[0]).gravy(), abs=1e-5)
+
+
+# Refinement ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("decoder", ["pretrained", "svdd_pm", "smc"])
+def test_refinement_keeps_the_better_design_every_round(decoder):
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    options = {"refine_rounds": 3, "refine_fraction": 0.25, **({} if decoder == "pretrained" else {"num_candidates": 3})}
+    refined = svdd.decode(diffusion=tiny_masked(seq_len=20, num_steps=8), reward=gc, domain=domain, decoder=decoder,
+                          decoder_options=options, num_samples=6, batch_size=3, seed=0, naturalness=False)
+    plain = svdd.decode(diffusion=tiny_masked(seq_len=20, num_steps=8), reward=gc, domain=domain, decoder=decoder,
+                        decoder_options={k: v for k, v in options.items() if not k.startswith("refine")},
+                        num_samples=6, batch_size=3, seed=0, naturalness=False)
+    medians = refined.summary["refine"]["median_per_round"]
+    assert refined.summary["refine"]["rounds"] == 3 and len(medians) == 4
+    assert medians == sorted(medians)  # the better design is kept, so no round lowers a reward
+    assert medians[0] == pytest.approx(float(np.median(plain.rewards)))  # round 0 is the plain decode
+    assert (refined.rewards >= plain.rewards - 1e-6).all()
+    assert refined.summary["calls_per_sample"]["denoiser"] > plain.summary["calls_per_sample"]["denoiser"]
+    assert refined.summary["decoder_settings"]["refine_rounds"] == 3
+
+
+def test_refinement_of_an_inpainting_decode_stays_in_the_region(tmp_path):
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    diffusion = tiny_masked(seq_len=20, num_steps=8)
+    diffusion.start_from(build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="6-13",
+                                          domain=domain, diffusion=diffusion))
+    result = svdd.decode(diffusion=diffusion, reward=gc, domain=domain, decoder="svdd_pm",
+                         decoder_options={"num_candidates": 2, "refine_rounds": 2, "refine_fraction": 0.5},
+                         num_samples=3, batch_size=3, seed=0, naturalness=False)
+    for index, text in zip(result.indices, result.texts):
+        assert text[:5] == SEEDS[index % 3][:5] and text[13:] == SEEDS[index % 3][13:]
+
+
+def test_molecules_start_from_smiles(tmp_path):
+    from decode import run_decode
+    from tests.test_configs import compose_decode
+
+    seeds = tmp_path / "seeds.smi"
+    seeds.write_text("CCO ethanol\nc1ccccc1O phenol\n")
+    out = tmp_path / "mol"
+    cfg = compose_decode("domain=molecule", f"init.smiles={seeds}", "init.mask=0.2", "decoder=pretrained", "steps=8",
+                         "num_samples=2", "batch_size=2", "logger=none", "compute_naturalness=false",
+                         "trainer.enable_progress_bar=false", f"output_dir={out}")
+    summary = run_decode(cfg)
+    assert summary["init"]["seed_names"] == ["ethanol", "phenol"] and summary["init"]["start_step"] == 2
+    bad = tmp_path / "bad.smi"
+    bad.write_text("not_a_smiles\n")
+    cfg = compose_decode("domain=molecule", f"init.smiles={bad}", "init.mask=0.2", "decoder=pretrained", "steps=8",
+                         "num_samples=2", "logger=none", f"output_dir={tmp_path / 'bad'}")
+    with pytest.raises(DataError, match="init.smiles=.*valid SMILES"):
+        run_decode(cfg)

@@ -21,6 +21,8 @@ them there and ``from_data`` back, so rewards, domains and files see the domain'
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -106,8 +108,24 @@ class MaskedDiffusion(Diffusion):
         return self._groups.repeat_interleave(size // self._groups.shape[0])
 
     def timesteps(self) -> list[int]:
+        if getattr(self, "_override", None) is not None:
+            return list(range(self._override[1], 0, -1))
         start = self.start_step if getattr(self, "inpainting", None) is not None else self.num_steps
         return list(range(start, 0, -1))
+
+    def step_for_fraction(self, fraction: float) -> int:
+        """The first step whose mask probability reaches ``fraction``."""
+        reached = (self.mask_table >= fraction - 1e-9).nonzero()
+        return max(1, int(reached[0, 0])) if len(reached) else self.num_steps
+
+    @contextmanager
+    def starting_at(self, starts: Tensor, start_step: int):
+        """Within the block, decoders start from ``starts`` (B, L) at ``start_step`` (refinement)."""
+        self._override = (starts, int(start_step))
+        try:
+            yield self
+        finally:
+            self._override = None
 
     # -- schedule -----------------------------------------------------------------------
     def mask_probability(self, t: Tensor) -> Tensor:
@@ -140,6 +158,9 @@ class MaskedDiffusion(Diffusion):
         return int(t) == 1
 
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
+        if getattr(self, "_override", None) is not None:
+            starts = self._override[0]
+            return starts.repeat_interleave(batch_size // starts.shape[0], dim=0)
         if getattr(self, "inpainting", None) is not None:
             starts = self._starts
             if starts is None or batch_size % starts.shape[0]:

@@ -40,4 +40,6 @@ class DecodingModule(L.LightningModule):
             "log_weights": out.log_weights.detach().cpu(),
             "nfe": out.info["nfe"],
             "trace": out.info.get("trace", {}),
+            # Refinement: each kept design's reward after every round (B, rounds + 1).
+            **({"round_rewards": out.info["round_rewards"].detach().cpu()} if "round_rewards" in out.info else {}),
         }

@@ -1,0 +1,79 @@
+"""Refinement (as in reward-guided iterative refinement, RERD, with the chosen decoder as the inner step):
+decode, then ``rounds`` times re-mask a fraction of each current design, decode it back with the same decoder
+from the matching step, and keep whichever of the old and the new design has the higher reward.
+
+Re-masked positions are drawn from each sample's own generator (so a design depends only on (seed, index)), and
+within the region an inpainting decode redesigns (the rest stays the seed's). The reward of every round's kept
+designs is returned per sample (``info["round_rewards"]``, (B, rounds + 1)), so summary.json reports the median
+per round; calls of every round are counted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from svdd_lightning import ops
+from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.ops import Generators
+
+
+class Refinement(Decoder):
+    def __init__(self, *, decoder: Decoder, rounds: int, fraction: float = 0.1) -> None:
+        if rounds < 1:
+            raise ValueError(f"refine_rounds must be >= 1 for a refinement (0 = no refinement), got {rounds}")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"refine_fraction must be in (0, 1], the share of positions re-masked per round, got "
+                             f"{fraction}")
+        self.decoder = decoder
+        self.rounds = int(rounds)
+        self.fraction = float(fraction)
+        self.name = decoder.name
+        self.reward = getattr(decoder, "reward", None)
+
+    @property
+    def show_progress(self) -> bool:  # the inner decoder draws the progress bars
+        return self.decoder.show_progress
+
+    @show_progress.setter
+    def show_progress(self, value: bool) -> None:
+        self.decoder.show_progress = value
+
+    def settings(self) -> dict:
+        return {**self.decoder.settings(), "refine_rounds": self.rounds, "refine_fraction": self.fraction}
+
+    def remask(self, diffusion: Diffusion, x: torch.Tensor, generators: Generators) -> tuple[torch.Tensor, int]:
+        """The designs with a fraction of each one's redesignable positions masked, and that count."""
+        batch, length = x.shape
+        region = torch.ones_like(x, dtype=torch.bool)
+        inpainting = getattr(diffusion, "inpainting", None)
+        if inpainting is not None and getattr(diffusion, "_starts", None) is not None:
+            region = diffusion._starts == diffusion.mask_index  # what the seed decode redesigned
+        sizes = region.sum(dim=1)
+        count = max(1, int(round(self.fraction * int(sizes.min()))))
+        u = ops.rand(generators, (length,), x.device).masked_fill(~region, float("inf"))
+        chosen = u.argsort(dim=1)[:, :count]
+        masked = x.clone()
+        masked.scatter_(1, chosen, diffusion.mask_index)
+        return masked, count
+
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+        if not hasattr(diffusion, "starting_at"):
+            raise ValueError("refinement re-masks tokens: it needs a masked (token) diffusion")
+        out = self.decoder(diffusion, batch_size, generators)
+        calls = CallCounter(**out.info["nfe"])
+        x, rewards = out.samples, out.rewards
+        round_rewards = [rewards]
+        for _ in range(self.rounds):
+            starts, count = self.remask(diffusion, x, generators)
+            t0 = diffusion.step_for_fraction(count / x.shape[1])
+            with diffusion.starting_at(starts, t0):
+                new = self.decoder(diffusion, batch_size, generators)
+            for key, value in new.info["nfe"].items():
+                setattr(calls, key, getattr(calls, key) + value)
+            better = new.rewards > rewards
+            x = torch.where(better.view(-1, 1), new.samples, x)
+            rewards = torch.where(better, new.rewards, rewards)
+            round_rewards.append(rewards)
+        return self.finish(x, rewards, calls, out.info.get("trace", {}),
+                           round_rewards=torch.stack(round_rewards, dim=1).float())
