@@ -115,3 +115,29 @@ def test_letters_the_tokenizer_lacks_are_a_clear_error(tmp_path):
     model, tokenizer = tiny_bert(tmp_path)
     with pytest.raises(ValueError, match=r"no token for the letters \['U'\]"):
         from_masked_lm(model, tokenizer, alphabet="ACGU", seq_len=8)
+
+
+def test_an_esm_style_model_gets_its_bos_and_eos(tmp_path):
+    """ESM's tokenizer puts <cls> before and <eos> after a sequence (BERT's: [CLS], [SEP]); a tiny EsmForMaskedLM
+    with ESM-2's vocabulary decodes amino acids only."""
+    import svdd_lightning as svdd
+    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
+
+    words = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO", ".", "-", "<null_1>", "<mask>"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = EsmTokenizer(vocab_file=str(tmp_path / "vocab.txt"))
+    torch.manual_seed(0)
+    model = EsmForMaskedLM(EsmConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=64, pad_token_id=1,
+                                     mask_token_id=32))
+    diffusion = from_masked_lm(model, tokenizer, alphabet=AMINO_ACIDS, seq_len=10, num_steps=5)
+    assert diffusion.network.prefix.tolist() == [0] and diffusion.network.suffix.tolist() == [2]
+    assert diffusion.mask_index == 32 and 3 not in diffusion.token_ids.tolist()  # <unk> is never sampled
+
+    def charge(seqs):
+        return [s.count("K") + s.count("R") - s.count("D") - s.count("E") for s in seqs]
+
+    result = svdd.decode(diffusion=diffusion, reward=charge, domain=svdd.SequenceDomain(alphabet=AMINO_ACIDS),
+                         decoder="svdd_pm", decoder_options={"num_candidates": 3}, num_samples=3, seed=0,
+                         naturalness=False)
+    assert all(len(t) == 10 and set(t) <= set(AMINO_ACIDS) for t in result.texts)
