@@ -67,9 +67,13 @@ def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, 
                "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True)}
     if name not in classes:
         raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
-    rounds, fraction = int(options.pop("refine_rounds", 0) or 0), float(options.pop("refine_fraction", 0.1))
+    from svdd_lightning.build import refinement_options
+
+    rounds, fraction = refinement_options(options)
+    if rounds and not hasattr(diffusion, "starting_at"):
+        raise ConfigError("refine_rounds needs a masked (token) diffusion: refinement re-masks tokens.")
     cls, takes_value = classes[name]
-    if "max_batch" in options and hasattr(diffusion, "max_batch"):
+    if "max_batch" in options and hasattr(diffusion, "max_batch") and diffusion.max_batch is None:
         diffusion.max_batch = options["max_batch"]  # a latent model chunks its UNet and VAE calls with the same cap
     decoder = cls(reward=reward, **({"value": value} if takes_value else {}), **options)
     if rounds:
@@ -118,6 +122,12 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
                                 **(decoder_options or {}))
     elif decoder_options:
         raise ConfigError("decoder_options apply to a decoder given by name; a built Decoder already has its options.")
+    elif not getattr(diffusion, "states_are_data", True) and not isinstance(reward, DecodedReward):
+        # A built decoder scores the states with the reward it was built with: for latents or a masked LM's ids that
+        # reward must see data, through svdd_lightning.rewards.latent.reward_of_states.
+        raise ConfigError("this diffusion's states are not data (latents, or a masked LM's token ids): build the "
+                          "decoder with reward_of_states(reward, diffusion) (svdd_lightning.rewards.latent) and pass "
+                          "that reward here, or give the decoder by name.")
     if trainer is None:
         trainer = L.Trainer(accelerator="auto", devices=1, logger=False, inference_mode=False,
                             enable_model_summary=False, callbacks=list(callbacks))
@@ -163,6 +173,12 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
                         traces=list(merged.get("trace", [])))
 
 
+def cache_stats(reward: Any) -> dict | None:
+    """The memoised/pooled reward's counts, through its wrappers (guard)."""
+    inner = getattr(reward, "inner", reward)
+    return inner.cache_stats() if hasattr(inner, "cache_stats") else None
+
+
 def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward, rewards: np.ndarray,
               nfe: list[dict[str, int]], seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
               devices: int, reference: np.ndarray | None) -> dict[str, Any]:
@@ -190,9 +206,10 @@ def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward,
         "naturalness": naturalness,
         "decoder_settings": settings,
         # Memoised/pooled CPU oracles (rewards/objects.py): rank zero's counts.
-        "reward_cache": reward.inner.cache_stats() if hasattr(reward.inner, "cache_stats") else None,
+        "reward_cache": cache_stats(reward),
         # Non-finite rewards replaced by reward_floor (null: such a reward stops the run instead).
-        "reward_floor": {"value": reward.floor, "replaced": reward.replaced} if reward.floor is not None else None,
+        "reward_floor": ({"value": reward.floor, "replaced": reward.replaced}
+                         if isinstance(reward, GuardedReward) and reward.floor is not None else None),
         "devices": devices,
         "reference": None if reference is None else {"median": float(np.median(reference)),
                                                      "q90": float(np.quantile(reference, 0.9)),

@@ -93,6 +93,17 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
 CPU_MAX_BATCH = 64
 
 
+def refinement_options(options: dict) -> tuple[int, float]:
+    """(rounds, fraction) popped from a decoder's options (refine_rounds, refine_fraction), checked."""
+    rounds, fraction = options.pop("refine_rounds", 0), options.pop("refine_fraction", 0.1)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        raise ConfigError(f"decoder.refine_rounds={rounds!r}: a whole number of rounds, 0 for none.")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise ConfigError(f"decoder.refine_fraction={fraction!r}: the share of positions re-masked per round, in "
+                          f"(0, 1], e.g. 0.1.")
+    return rounds, float(fraction)
+
+
 def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any, Any]:
     """(decoder, value) of the config; DPS follows the reward's own gradient when it has one and builds the
     learned value only otherwise. decoder.max_batch=auto: CPU_MAX_BATCH on CPU, no cap on a GPU."""
@@ -107,11 +118,15 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
         accelerator = str(cfg.trainer.get("accelerator", "auto"))
         on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
         options["max_batch"] = None if on_gpu else CPU_MAX_BATCH
-    if "max_batch" in cfg.decoder and hasattr(diffusion, "max_batch"):
-        # A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap.
+    if "max_batch" in cfg.decoder and hasattr(diffusion, "max_batch") and diffusion.max_batch is None:
+        # A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap, unless
+        # diffusion.max_batch set one of its own.
         diffusion.max_batch = options.get("max_batch", cfg.decoder.max_batch)
     node = OmegaConf.to_container(cfg.decoder, resolve=True)
-    rounds, fraction = int(node.pop("refine_rounds", 0) or 0), float(node.pop("refine_fraction", 0.1))
+    rounds, fraction = refinement_options(node)
+    if rounds and not hasattr(diffusion, "starting_at"):
+        raise ConfigError(f"decoder.refine_rounds={rounds}: refinement re-masks tokens, and domain '{cfg.domain.name}' "
+                          f"is not a masked (token) model; use decoder.refine_rounds=0.")
     decoder = instantiate(node, **options)
     if rounds:
         from svdd_lightning.decoders.refine import Refinement

@@ -82,8 +82,8 @@ def parse_ranges(spec: str, length: int, *, what: str) -> Tensor:
     for part in str(spec).split(","):
         match = RANGE.match(part)
         if not match:
-            raise ConfigError(f"{what}={spec!r}: use 1-based positions and ranges like 99-109,120, or a fraction like "
-                              f"0.25, or header (ranges in each FASTA header as mask=99-109).")
+            raise ConfigError(f"{what}={spec!r}: use 1-based positions and ranges like 99-109 or '\"99-109,120\"' (quoted on "
+                              f"the command line), a fraction like 0.25, or header (mask=99-109 in each FASTA header).")
         start, end = int(match.group(1)), int(match.group(2) or match.group(1))
         if not 1 <= start <= end <= length:
             raise ConfigError(f"{what}={spec!r}: range {start}-{end} is outside positions 1..{length}.")
@@ -103,11 +103,6 @@ class Inpainting:
     @property
     def masked_fraction(self) -> float:
         return float(self.fraction) if self.masks is None else float(self.masks.float().mean(dim=1).max())
-
-    def start_step(self, mask_probability: Tensor) -> int:
-        """t0: the first step whose mask probability reaches the masked fraction (mask_probability: t = 0..T)."""
-        reached = (mask_probability >= self.masked_fraction - 1e-9).nonzero()
-        return max(1, int(reached[0, 0])) if len(reached) else len(mask_probability) - 1
 
     def starts(self, indices: Tensor, *, mask_index: int, seed: int) -> Tensor:
         """The partially masked start of each sample index (B, L)."""
@@ -149,12 +144,14 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
     if str(mask).strip().lower() == "header":
         masks = []
         for r in records:
-            found = re.search(r"mask=([\d,\-\s]+)", r.description)
+            found = re.search(r"mask=(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)", r.description)
             if not found:
                 raise DataError(f"init.mask=header but the record {r.name!r} of {fasta} has no mask=START-END in its "
                                 f"header.")
             masks.append(parse_ranges(found.group(1).strip(), length, what=f"the header of {r.name}"))
         return Inpainting(seeds=seeds, masks=torch.stack(masks), names=names)
+    if isinstance(mask, (list, tuple)) or type(mask).__name__ == "ListConfig":  # init.mask=[99-109,120]
+        mask = ",".join(str(part) for part in mask)
     spec = str(mask).strip()
     if re.fullmatch(r"[A-Za-z][\w-]*", spec):  # a region the domain can locate, e.g. cdr_h3
         if not hasattr(domain, "named_region"):
@@ -172,11 +169,11 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
         fraction = float(mask)
     except (TypeError, ValueError):
         fraction = None
-    if fraction is not None and "-" not in str(mask) and "," not in str(mask) and fraction < 1:
+    if fraction is not None and "-" not in spec and "," not in spec and fraction < 1:
         if not 0 < fraction < 1:
             raise ConfigError(f"init.mask={mask}: a fraction must be in (0, 1).")
         return Inpainting(seeds=seeds, masks=None, fraction=fraction, names=names)
-    ranges = parse_ranges(str(mask), length, what="init.mask")
+    ranges = parse_ranges(spec, length, what="init.mask")
     return Inpainting(seeds=seeds, masks=ranges.expand(len(records), -1).clone(), names=names)
 
 

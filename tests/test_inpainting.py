@@ -191,3 +191,44 @@ def test_molecules_start_from_smiles(tmp_path):
                          "num_samples=2", "logger=none", f"output_dir={tmp_path / 'bad'}")
     with pytest.raises(DataError, match="init.smiles=.*valid SMILES"):
         run_decode(cfg)
+
+
+def test_small_regions_still_leave_the_decoder_a_stochastic_step(tmp_path):
+    """One masked position of 20 with T = 8 would start at the final argmax step (t = 1), where nothing is drawn;
+    decoding starts at t = 2 instead, for inpainting and for refinement alike."""
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    diffusion = tiny_masked(seq_len=20, num_steps=8)
+    assert diffusion.step_for_fraction(1 / 20) == 2 and diffusion.step_for_fraction(0.0) == 2
+    diffusion.start_from(build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="7", domain=domain,
+                                          diffusion=diffusion))
+    assert diffusion.timesteps() == [2, 1]
+
+
+def test_mask_specs_from_hydra_lists_and_chatty_headers(tmp_path):
+    from omegaconf import OmegaConf
+
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    diffusion = tiny_masked(seq_len=20)
+    fasta = str(write_fasta(tmp_path / "s.fa", SEEDS[:1], ["a mask=2-3,5, the loop"]))
+    listed = build_inpainting(fasta=fasta, mask=OmegaConf.create({"m": ["2-3", 5]}).m, domain=domain,
+                              diffusion=diffusion)
+    header = build_inpainting(fasta=fasta, mask="header", domain=domain, diffusion=diffusion)
+    assert listed.masks[0].nonzero()[:, 0].tolist() == header.masks[0].nonzero()[:, 0].tolist() == [1, 2, 4]
+
+
+def test_bad_refinement_options_and_domains_are_clear_errors():
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    for options, match in (({"refine_rounds": -1}, "refine_rounds"), ({"refine_rounds": 1, "refine_fraction": None},
+                                                                       "refine_fraction")):
+        with pytest.raises(ConfigError, match=match):
+            svdd.decode(diffusion=tiny_masked(), reward=gc, domain=domain, decoder="pretrained",
+                        decoder_options=options, num_samples=2, naturalness=False)
+    from tests.helpers import ddpm_alphas_cumprod, tiny_unet_denoiser
+
+    from svdd_lightning.diffusion.gaussian import GaussianDiffusion
+
+    gaussian = GaussianDiffusion(network=tiny_unet_denoiser(), event_shape=(1, 8, 8), num_steps=2,
+                                      alphas_cumprod=ddpm_alphas_cumprod(), timestep_input="index")
+    with pytest.raises(ConfigError, match="masked"):
+        svdd.decode(diffusion=gaussian, reward=lambda xs: [0.0] * len(xs), decoder="pretrained",
+                    decoder_options={"refine_rounds": 1}, num_samples=2, naturalness=False)

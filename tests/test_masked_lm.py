@@ -141,3 +141,29 @@ def test_an_esm_style_model_gets_its_bos_and_eos(tmp_path):
                          decoder="svdd_pm", decoder_options={"num_candidates": 3}, num_samples=3, seed=0,
                          naturalness=False)
     assert all(len(t) == 10 and set(t) <= set(AMINO_ACIDS) for t in result.texts)
+
+
+def test_a_built_decoder_must_score_data_not_model_ids(tmp_path):
+    """A decoder built by hand around a masked LM would hand the reward model ids (6..9 here), not letters: decode()
+    refuses it unless its reward went through reward_of_states, which maps the states to data first."""
+    import svdd_lightning as svdd
+    from svdd_lightning.decoders.best_of_n import BestOfN
+    from svdd_lightning.errors import ConfigError
+    from svdd_lightning.rewards.build import as_reward
+    from svdd_lightning.rewards.latent import reward_of_states
+
+    model, tokenizer = tiny_bert(tmp_path)
+    diffusion = from_masked_lm(model, tokenizer, alphabet="ACGT", seq_len=8, num_steps=4)
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+
+    def gc(seqs):
+        return [sum(c in "GC" for c in s) / len(s) for s in seqs]
+
+    raw = as_reward(gc, domain=domain)
+    with pytest.raises(ConfigError, match="states are not data"):
+        svdd.decode(diffusion=diffusion, reward=raw, decoder=BestOfN(reward=raw, num_candidates=2), domain=domain,
+                    num_samples=2, naturalness=False)
+    wrapped = reward_of_states(raw, diffusion)
+    result = svdd.decode(diffusion=diffusion, reward=wrapped, decoder=BestOfN(reward=wrapped, num_candidates=2),
+                         domain=domain, num_samples=2, naturalness=False)
+    assert result.rewards.tolist() == pytest.approx(gc(result.texts))

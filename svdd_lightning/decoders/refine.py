@@ -61,7 +61,7 @@ class Refinement(Decoder):
         if not hasattr(diffusion, "starting_at"):
             raise ValueError("refinement re-masks tokens: it needs a masked (token) diffusion")
         out = self.decoder(diffusion, batch_size, generators)
-        calls = CallCounter(**out.info["nfe"])
+        calls = CallCounter(**out.info["nfe"])  # every round's calls are added below
         x, rewards = out.samples, out.rewards
         round_rewards = [rewards]
         for _ in range(self.rounds):

@@ -91,7 +91,7 @@ class MaskedDiffusion(Diffusion):
         self.inpainting = inpainting
         self.event_shape = (int(inpainting.seeds.shape[1]),)
         self.seq_len = self.event_shape[0]
-        self.start_step = inpainting.start_step(self.mask_table)
+        self.start_step = self.step_for_fraction(inpainting.masked_fraction)
         self._starts = None
 
     def begin_batch(self, indices: Tensor, seed: int) -> None:
@@ -114,9 +114,11 @@ class MaskedDiffusion(Diffusion):
         return list(range(start, 0, -1))
 
     def step_for_fraction(self, fraction: float) -> int:
-        """The first step whose mask probability reaches ``fraction``."""
+        """The first step whose mask probability reaches ``fraction``, and at least 2 (when T >= 2): step 1 is the
+        final argmax, which draws nothing, so a decode that started there would leave decoders no candidates."""
         reached = (self.mask_table >= fraction - 1e-9).nonzero()
-        return max(1, int(reached[0, 0])) if len(reached) else self.num_steps
+        step = int(reached[0, 0]) if len(reached) else self.num_steps
+        return max(step, min(2, self.num_steps))
 
     @contextmanager
     def starting_at(self, starts: Tensor, start_step: int):
@@ -160,6 +162,8 @@ class MaskedDiffusion(Diffusion):
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
         if getattr(self, "_override", None) is not None:
             starts = self._override[0]
+            if batch_size % starts.shape[0]:
+                raise RuntimeError(f"prior({batch_size}) inside starting_at with {starts.shape[0]} starts")
             return starts.repeat_interleave(batch_size // starts.shape[0], dim=0)
         if getattr(self, "inpainting", None) is not None:
             starts = self._starts

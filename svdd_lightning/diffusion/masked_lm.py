@@ -65,6 +65,9 @@ def from_masked_lm(model: nn.Module, tokenizer, *, alphabet: str, seq_len: int, 
         raise ValueError(f"the tokenizer has no token for the letters {unknown} of alphabet {alphabet!r}")
     before, after = special_tokens_around(tokenizer)
     conditioning = tokenizer.convert_tokens_to_ids(list(prefix_tokens))
+    unknown = [tok for tok, i in zip(prefix_tokens, conditioning) if i is None or i == tokenizer.unk_token_id]
+    if unknown:
+        raise ValueError(f"prefix_tokens {unknown} are not in the tokenizer's vocabulary")
     network = MaskedLMDenoiser(model=model.eval(), prefix=[*before, *conditioning], suffix=after)
     return MaskedDiffusion(network=network, vocab_size=len(alphabet), seq_len=seq_len, num_steps=num_steps,
                            mask_index=tokenizer.mask_token_id, token_ids=ids, schedule=schedule, time_input=None)
