@@ -417,6 +417,7 @@ def labelled_table(workdir) -> Path:
     return path
 
 
+@pytest.mark.slow  # about 25 s: train.py oracle + decode in subprocesses
 def test_dna_oracle_stage_then_decode_against_it(workdir, labelled_table):
     oracle_dir, pre_dir, out = workdir / "dna-oracle", workdir / "dna-pretrain", workdir / "dna-decode"
     proc = run("train.py", "stage=oracle", "domain=dna", f"data.path={labelled_table}", "data.label_columns=[HepG2]",
@@ -461,6 +462,7 @@ def test_oracle_stage_trains_the_naturalness_judge(workdir):
     assert isinstance(net, PrototypeClassifier)
 
 
+@pytest.mark.slow  # about 26 s: oracle, pretrain and decode in subprocesses
 def test_image_oracle_pretrain_and_decode(workdir):
     oracle_dir, pre_dir, out = workdir / "img-oracle", workdir / "img-pretrain", workdir / "img-decode"
     proc = run("train.py", "stage=oracle", "domain=image", "trainer.max_steps=3", "logger=none",

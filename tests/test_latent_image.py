@@ -160,6 +160,7 @@ def test_aesthetic_head_of_the_wrong_width_is_a_clear_error(tmp_path):
         AestheticReward(path=str(clip), head=str(tmp_path / "l14.pth"))
 
 
+@pytest.mark.slow  # about 10 s: decode.py in a subprocess
 def test_a_file_of_prompts_decodes_one_run_per_prompt(tmp_path, sd_folder):
     import subprocess
     import sys
