@@ -67,20 +67,15 @@ def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, 
                "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True)}
     if name not in classes:
         raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
-    from svdd_lightning.build import refinement_options
+    from svdd_lightning.build import refinement_options, share_max_batch
+    from svdd_lightning.decoders.refine import with_refinement
 
     rounds, fraction = refinement_options(options)
-    if rounds and not hasattr(diffusion, "starting_at"):
-        raise ConfigError("refine_rounds needs a masked (token) diffusion: refinement re-masks tokens.")
     cls, takes_value = classes[name]
-    if "max_batch" in options and hasattr(diffusion, "max_batch") and diffusion.max_batch is None:
-        diffusion.max_batch = options["max_batch"]  # a latent model chunks its UNet and VAE calls with the same cap
+    if "max_batch" in options:
+        share_max_batch(diffusion, options["max_batch"])
     decoder = cls(reward=reward, **({"value": value} if takes_value else {}), **options)
-    if rounds:
-        from svdd_lightning.decoders.refine import Refinement
-
-        decoder = Refinement(decoder=decoder, rounds=rounds, fraction=fraction)
-    return decoder
+    return with_refinement(decoder, diffusion=diffusion, rounds=rounds, fraction=fraction)
 
 
 def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", domain: Any = None,

@@ -93,6 +93,13 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
 CPU_MAX_BATCH = 64
 
 
+def share_max_batch(diffusion: Any, max_batch: int | None) -> None:
+    """A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap, unless
+    diffusion.max_batch set one of its own."""
+    if hasattr(diffusion, "max_batch") and diffusion.max_batch is None:
+        diffusion.max_batch = max_batch
+
+
 def refinement_options(options: dict) -> tuple[int, float]:
     """(rounds, fraction) popped from a decoder's options (refine_rounds, refine_fraction), checked."""
     rounds, fraction = options.pop("refine_rounds", 0), options.pop("refine_fraction", 0.1)
@@ -118,20 +125,13 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
         accelerator = str(cfg.trainer.get("accelerator", "auto"))
         on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
         options["max_batch"] = None if on_gpu else CPU_MAX_BATCH
-    if "max_batch" in cfg.decoder and hasattr(diffusion, "max_batch") and diffusion.max_batch is None:
-        # A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap, unless
-        # diffusion.max_batch set one of its own.
-        diffusion.max_batch = options.get("max_batch", cfg.decoder.max_batch)
+    from svdd_lightning.decoders.refine import with_refinement
+
+    if "max_batch" in cfg.decoder:
+        share_max_batch(diffusion, options.get("max_batch", cfg.decoder.max_batch))
     node = OmegaConf.to_container(cfg.decoder, resolve=True)
     rounds, fraction = refinement_options(node)
-    if rounds and not hasattr(diffusion, "starting_at"):
-        raise ConfigError(f"decoder.refine_rounds={rounds}: refinement re-masks tokens, and domain '{cfg.domain.name}' "
-                          f"is not a masked (token) model; use decoder.refine_rounds=0.")
-    decoder = instantiate(node, **options)
-    if rounds:
-        from svdd_lightning.decoders.refine import Refinement
-
-        decoder = Refinement(decoder=decoder, rounds=rounds, fraction=fraction)
+    decoder = with_refinement(instantiate(node, **options), diffusion=diffusion, rounds=rounds, fraction=fraction)
     return decoder, value
 
 

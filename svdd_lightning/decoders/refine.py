@@ -44,11 +44,8 @@ class Refinement(Decoder):
 
     def remask(self, diffusion: Diffusion, x: torch.Tensor, generators: Generators) -> tuple[torch.Tensor, int]:
         """The designs with a fraction of each one's redesignable positions masked, and that count."""
-        batch, length = x.shape
-        region = torch.ones_like(x, dtype=torch.bool)
-        inpainting = getattr(diffusion, "inpainting", None)
-        if inpainting is not None and getattr(diffusion, "_starts", None) is not None:
-            region = diffusion._starts == diffusion.mask_index  # what the seed decode redesigned
+        length = x.shape[1]
+        region = diffusion.redesignable(x)
         sizes = region.sum(dim=1)
         count = max(1, int(round(self.fraction * int(sizes.min()))))
         u = ops.rand(generators, (length,), x.device).masked_fill(~region, float("inf"))
@@ -77,3 +74,16 @@ class Refinement(Decoder):
             round_rewards.append(rewards)
         return self.finish(x, rewards, calls, out.info.get("trace", {}),
                            round_rewards=torch.stack(round_rewards, dim=1).float())
+
+
+def with_refinement(decoder: Decoder, *, diffusion: Diffusion, rounds: int, fraction: float) -> Decoder:
+    """``decoder`` itself (rounds = 0) or wrapped in a Refinement; refinement of a non-token model is a
+    ConfigError naming the option (decode.py and the Python API build decoders through this)."""
+    if not rounds:
+        return decoder
+    if not hasattr(diffusion, "starting_at"):
+        from svdd_lightning.errors import ConfigError
+
+        raise ConfigError(f"decoder.refine_rounds={rounds}: refinement re-masks tokens, and this is not a masked "
+                          f"(token) model; use refine_rounds=0.")
+    return Refinement(decoder=decoder, rounds=rounds, fraction=fraction)

@@ -135,20 +135,19 @@ class SVDDR(SVDD):
             replaced = torch.randperm(x.shape[0], generator=population_gen)[:k].to(x.device)
         else:
             replaced = values.argsort()[:k]
-        if groups is not None:  # each replaced member takes a donor of its own group (seed)
+        def pick(candidate_values, count):  # donors among candidates: the best, or softmax(v / resample_alpha)
+            if self.resample_alpha == 0:
+                return candidate_values.argsort(descending=True)[:count]
+            return ops.multinomial_resample(candidate_values.double() / self.resample_alpha, count, population_gen)
+
+        if groups is None:
+            donors = pick(values, k)
+        else:  # each replaced member takes a donor of its own group (seed)
             donors = torch.empty_like(replaced)
             for g in groups[replaced].unique(sorted=True).tolist():
                 where = (groups[replaced] == g).nonzero()[:, 0]
                 members = (groups == g).nonzero()[:, 0]
-                if self.resample_alpha == 0:
-                    donors[where] = members[values[members].argsort(descending=True)[:where.numel()]]
-                else:
-                    donors[where] = members[ops.multinomial_resample(
-                        values[members].double() / self.resample_alpha, where.numel(), population_gen)]
-        elif self.resample_alpha == 0:
-            donors = values.argsort(descending=True)[:k]
-        else:
-            donors = ops.multinomial_resample(values.double() / self.resample_alpha, k, population_gen)
+                donors[where] = members[pick(values[members], where.numel())]
         x = x.clone()
         x[replaced] = x[donors]
         values = values.clone()
