@@ -158,6 +158,7 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         if naturalness and domain is not None else {}
     guard = module_reward.inner if isinstance(module_reward, DecodedReward) else module_reward
     summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, nfe=merged["nfe"],
+                        nfe_requested=merged.get("nfe_requested"),
                         seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
                         reference=reference)
     if "round_rewards" in merged:  # refinement: the kept designs' rewards after every round
@@ -175,11 +176,12 @@ def cache_stats(reward: Any) -> dict | None:
 
 
 def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward, rewards: np.ndarray,
-              nfe: list[dict[str, int]], seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
+              nfe: list[dict[str, int]], nfe_requested: list[dict[str, int]] | None = None, seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
               devices: int, reference: np.ndarray | None) -> dict[str, Any]:
     """summary.json's content (INTERFACE.md)."""
     n = len(rewards)
     totals = {k: int(sum(b[k] for b in nfe)) for k in ("denoiser", "value", "reward")}
+    asked = {k: int(sum(b[k] for b in nfe_requested or nfe)) for k in totals}
     settings = decoder.settings()
     return {
         "domain": names.get("domain"),
@@ -196,6 +198,10 @@ def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward,
         # What one sample cost: network and reward calls (objects sent through each, per sample)
         # and wall time, so that methods can be compared at the compute a user will pay.
         "calls_per_sample": {**{k: v / n for k, v in totals.items()}, "total": sum(totals.values()) / n},
+        # The calls the algorithm asked for, and the share of them made: copies of an object (token models) are
+        # evaluated once (svdd_lightning/distinct.py).
+        "nfe_requested_per_sample": {k: v / n for k, v in asked.items()},
+        "distinct_fraction": round(sum(totals.values()) / max(sum(asked.values()), 1), 4),
         "wall_seconds": round(wall, 3),
         "wall_seconds_per_sample": round(wall / max(num_decoded, 1), 6),
         "naturalness": naturalness,

@@ -100,6 +100,15 @@ def share_max_batch(diffusion: Any, max_batch: int | None) -> None:
         diffusion.max_batch = max_batch
 
 
+def compile_networks(*models: Any) -> None:
+    """``torch.compile`` the networks of the denoiser and value in place (decoder.compile=true): shapes are static
+    (calls come in whole blocks of rows, svdd_lightning/distinct.py), so each call size compiles once."""
+    for model in models:
+        network = getattr(model, "network", None)
+        if isinstance(network, torch.nn.Module):
+            network.compile(dynamic=False)
+
+
 def refinement_options(options: dict) -> tuple[int, float]:
     """(rounds, fraction) popped from a decoder's options (refine_rounds, refine_fraction), checked."""
     rounds, fraction = options.pop("refine_rounds", 0), options.pop("refine_fraction", 0.1)
@@ -131,6 +140,8 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
         share_max_batch(diffusion, options.get("max_batch", cfg.decoder.max_batch))
     node = OmegaConf.to_container(cfg.decoder, resolve=True)
     rounds, fraction = refinement_options(node)
+    if node.pop("compile", False):
+        compile_networks(diffusion, value)
     decoder = with_refinement(instantiate(node, **options), diffusion=diffusion, rounds=rounds, fraction=fraction)
     return decoder, value
 

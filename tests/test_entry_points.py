@@ -91,13 +91,16 @@ def test_decode_writes_interface_outputs(decoder, workdir, pretrained, value_ckp
     assert (out / "reward_hist.png").stat().st_size > 1000
     assert not list(out.glob("*.partial*")) and not (out / ".shards").exists()
     m = summary["num_candidates"]
+    asked = {k: round(v * 6) for k, v in summary["nfe_requested_per_sample"].items()}  # the algorithm's calls
+    assert all(summary["nfe"][k] <= asked[k] for k in asked)
+    assert summary["distinct_fraction"] == pytest.approx(sum(summary["nfe"].values()) / sum(asked.values()), abs=1e-4)
     if decoder == "svdd_pm":
-        assert summary["nfe"]["denoiser"] == 6 * (1 + (4 - 1) * m)
-        assert summary["nfe"]["reward"] == 6 * ((4 - 1) * m + 1)  # the last step's one clean candidate: v_0 = r
+        assert asked["denoiser"] == 6 * (1 + (4 - 1) * m)
+        assert asked["reward"] == 6 * ((4 - 1) * m + 1)  # the last step's one clean candidate: v_0 = r
     if decoder == "svdd_mc":
         # The value reads t = 4 .. 1 (M candidates at t - 1 = 3 .. 1); at t = 0 the reward scores the samples.
-        assert summary["nfe"]["value"] == 6 * (4 - 1) * m and summary["nfe"]["denoiser"] == 6 * 4
-        assert summary["nfe"]["reward"] == 6
+        assert asked["value"] == 6 * (4 - 1) * m and asked["denoiser"] == 6 * 4
+        assert asked["reward"] == 6
     calls = summary["calls_per_sample"]
     assert calls["total"] == pytest.approx(sum(summary["nfe"].values()) / 6)
     assert summary["wall_seconds_per_sample"] > 0

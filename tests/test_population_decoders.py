@@ -115,7 +115,7 @@ def test_smc_with_k_particles_per_sample():
     value = tiny_value(d.num_steps)
     out = SMC(reward=reward, value=value, alpha=0.5, num_candidates=3)(d, B, gens())
     assert out.samples.shape == (B, *d.event_shape)
-    n = out.info["nfe"]
+    n = out.info["nfe_requested"]
     assert n["denoiser"] == B * 3 * d.num_steps
     # The learned value reads t = T .. 1 (T + 0 .. T - 1 steps); the reward scores the clean particles.
     assert n["value"] == B * 3 * d.num_steps and n["reward"] == B * 3

@@ -17,17 +17,47 @@ import torch
 from torch import Tensor
 
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.distinct import denoise_distinct
 from svdd_lightning.ops import Generators
+
+
+KINDS = ("denoiser", "value", "reward")
 
 
 @dataclass
 class CallCounter:
+    """Objects really sent through the denoiser, the value and the reward, and (``saved``) the copies that
+    deduplication (``svdd_lightning/distinct.py``) did not send: the algorithm asked for both."""
+
     denoiser: int = 0
     value: int = 0
     reward: int = 0
+    saved: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
     def as_dict(self) -> dict[str, int]:
         return {"denoiser": self.denoiser, "value": self.value, "reward": self.reward}
+
+    def requested(self) -> dict[str, int]:
+        """What the algorithm asked for: the calls it would make without deduplication."""
+        return {kind: getattr(self, kind) + self.saved[kind] for kind in KINDS}
+
+    def add(self, scored, asked: int) -> None:
+        """Count a ValueOutput made for ``asked`` objects (each kind it called was asked for all of them)."""
+        for kind in KINDS:
+            made = getattr(scored, f"{kind}_calls")
+            setattr(self, kind, getattr(self, kind) + made)
+            self.saved[kind] += asked - made if made else 0
+
+    def add_denoiser(self, made: int, asked: int) -> None:
+        self.denoiser += made
+        self.saved["denoiser"] += asked - made
+
+    def add_info(self, info: dict[str, Any]) -> None:
+        """Add another decode's counts (its ``DecodeOutput.info``)."""
+        requested = info.get("nfe_requested", info["nfe"])
+        for kind in KINDS:
+            setattr(self, kind, getattr(self, kind) + info["nfe"][kind])
+            self.saved[kind] += requested[kind] - info["nfe"][kind]
 
 
 @dataclass
@@ -40,6 +70,8 @@ class DecodeOutput:
 
 class Decoder(ABC):
     name: str = "decoder"
+    # Evaluate each distinct object of a call once (svdd_lightning/distinct.py); constructors take ``dedup``.
+    dedup: bool = True
     # Set by the decoding module on rank zero when the trainer shows progress bars.
     show_progress: bool = False
 
@@ -60,6 +92,20 @@ class Decoder(ABC):
         """The decoder's options, for summaries and run configs."""
         return {}
 
+    def deduplicates(self, diffusion: Diffusion) -> bool:
+        """Whether this decode evaluates each distinct state once: asked for, and states that can repeat."""
+        return self.dedup and diffusion.states_can_repeat
+
+    def denoise(self, diffusion: Diffusion, x: Tensor, t: int, calls: CallCounter,
+                max_batch: int | None = None) -> Tensor:
+        """``diffusion.denoise(x, t)``, once per distinct state when deduplicating, counted."""
+        if self.deduplicates(diffusion):
+            denoised, made = denoise_distinct(diffusion, x, t, max_batch)
+            calls.add_denoiser(made, asked=x.shape[0])
+            return denoised
+        calls.denoiser += x.shape[0]
+        return diffusion.denoise(x, t)
+
     @staticmethod
     def check_generators(batch_size: int, generators: Generators) -> None:
         if len(generators) != batch_size:
@@ -68,7 +114,7 @@ class Decoder(ABC):
     @staticmethod
     def finish(samples: Tensor, rewards: Tensor, calls: CallCounter, trace: dict[str, list[float]] | None = None,
                **extra: Any) -> DecodeOutput:
-        info: dict[str, Any] = {"nfe": calls.as_dict(), "trace": trace or {}}
+        info: dict[str, Any] = {"nfe": calls.as_dict(), "nfe_requested": calls.requested(), "trace": trace or {}}
         info.update(extra)
         return DecodeOutput(samples=samples, rewards=rewards.detach(), log_weights=torch.zeros_like(rewards),
                             info=info)

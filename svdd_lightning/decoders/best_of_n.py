@@ -13,14 +13,16 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.values.base import score_states
 
 
 class BestOfN(Decoder):
     name = "best_of_n"
 
     def __init__(self, *, reward: Reward, num_candidates: int = 10, num_particles: int | None = None,
-                 max_batch: int | None = None) -> None:
-        """``max_batch``: at most this many chains per denoiser call (null: all B x N at once)."""
+                 max_batch: int | None = None, dedup: bool = True) -> None:
+        """``max_batch``: at most this many chains per denoiser call (null: all B x N at once). ``dedup``: run
+        the denoiser and the reward once per distinct chain state (token models; the same samples)."""
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
         if num_candidates < 1:
@@ -31,9 +33,11 @@ class BestOfN(Decoder):
         self.num_candidates = num_candidates
         self.num_particles = num_particles or num_candidates
         self.max_batch = max_batch
+        self.dedup = bool(dedup)
 
     def settings(self) -> dict:
-        return {"num_candidates": self.num_candidates, "num_particles": self.num_particles, "max_batch": self.max_batch}
+        return {"num_candidates": self.num_candidates, "num_particles": self.num_particles, "max_batch": self.max_batch,
+                "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
@@ -43,7 +47,15 @@ class BestOfN(Decoder):
         # Chains are flattened to (B * N); chain k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, n)
         x = diffusion.prior(batch_size * n, particle_gens)
+        distinct = self.deduplicates(diffusion)
         for t in self.steps(diffusion):
+            if distinct:
+                # Chains start identical (and stay so while nothing is revealed): one denoiser call per distinct
+                # state. One proposal over all chains draws each generator's numbers in the order the chunks do.
+                denoised = self.denoise(diffusion, x, t, calls, self.max_batch)
+                x = diffusion.step(x, t, particle_gens, denoised=denoised).prev_sample
+                continue
+            calls.denoiser += batch_size * n
             if self.max_batch is None or x.shape[0] <= self.max_batch:
                 x = diffusion.step(x, t, particle_gens).prev_sample
             else:
@@ -52,9 +64,9 @@ class BestOfN(Decoder):
                 cap = max(n, self.max_batch // n * n)
                 x = torch.cat([diffusion.step(x[i:i + cap], t, particle_gens[i:i + cap]).prev_sample
                                for i in range(0, x.shape[0], cap)])
-            calls.denoiser += batch_size * n
-        rewards = self.reward(x).view(batch_size, n)
-        calls.reward += batch_size * n
+        scored = score_states(None, self.reward, diffusion, x, 0, distinct=distinct)
+        calls.add(scored, asked=batch_size * n)
+        rewards = scored.values.view(batch_size, n)
         best = rewards.argmax(dim=1)
         samples = ops.gather_candidates(x.view(batch_size, n, *x.shape[1:]), best)
         return self.finish(samples, rewards.gather(1, best[:, None]).squeeze(1), calls)

@@ -8,16 +8,19 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.values.base import score_states
 
 
 class PretrainedSampler(Decoder):
     name = "pretrained"
 
-    def __init__(self, *, reward: Reward) -> None:
+    def __init__(self, *, reward: Reward, dedup: bool = True) -> None:
+        """``dedup``: run the denoiser once per distinct state (token models; the same samples)."""
         self.reward = reward
+        self.dedup = bool(dedup)
 
     def settings(self) -> dict:
-        return {"num_candidates": 1}
+        return {"num_candidates": 1, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
@@ -25,8 +28,9 @@ class PretrainedSampler(Decoder):
         calls = CallCounter()
         x = diffusion.prior(batch_size, generators)
         for t in self.steps(diffusion):
-            x = diffusion.step(x, t, generators).prev_sample
-            calls.denoiser += batch_size
-        rewards = self.reward(x)
-        calls.reward += batch_size
+            denoised = self.denoise(diffusion, x, t, calls)
+            x = diffusion.step(x, t, generators, denoised=denoised).prev_sample
+        scored = score_states(None, self.reward, diffusion, x, 0, distinct=self.deduplicates(diffusion))
+        rewards = scored.values
+        calls.add(scored, asked=batch_size)
         return self.finish(x, rewards, calls)

@@ -58,7 +58,8 @@ class Refinement(Decoder):
         if not hasattr(diffusion, "starting_at"):
             raise ValueError("refinement re-masks tokens: it needs a masked (token) diffusion")
         out = self.decoder(diffusion, batch_size, generators)
-        calls = CallCounter(**out.info["nfe"])  # every round's calls are added below
+        calls = CallCounter()  # the first decode's and every round's calls
+        calls.add_info(out.info)
         x, rewards = out.samples, out.rewards
         round_rewards = [rewards]
         for _ in range(self.rounds):
@@ -66,8 +67,7 @@ class Refinement(Decoder):
             t0 = diffusion.step_for_fraction(count / x.shape[1])
             with diffusion.starting_at(starts, t0):
                 new = self.decoder(diffusion, batch_size, generators)
-            for key, value in new.info["nfe"].items():
-                setattr(calls, key, getattr(calls, key) + value)
+            calls.add_info(new.info)
             better = new.rewards > rewards
             x = torch.where(better.view(-1, 1), new.samples, x)
             rewards = torch.where(better, new.rewards, rewards)

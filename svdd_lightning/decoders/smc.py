@@ -38,11 +38,12 @@ class SMC(Decoder):
 
     def __init__(self, *, reward: Reward, value: ValueFunction, alpha: float = 1.0, ess_threshold: float = 0.5,
                  resampling: Literal["systematic", "multinomial"] = "systematic", num_candidates: int = 1,
-                 final_resampling: bool = True) -> None:
+                 final_resampling: bool = True, dedup: bool = True) -> None:
         """``num_candidates``: particles per returned sample (the population is batch x K).
         ``final_resampling=False`` returns the weighted particles themselves with their final
         normalised log-weights in ``DecodeOutput.log_weights`` (K = 1 only), for weighted
-        statistics; the default returns equally weighted samples of the target."""
+        statistics; the default returns equally weighted samples of the target. ``dedup``: evaluate each
+        distinct particle once (token models: particles start identical and resampling copies them)."""
         if value is None:
             raise ValueError("SMC needs a value (value=posterior_mean or value=learned) to weight its particles")
         if not alpha > 0:
@@ -63,11 +64,12 @@ class SMC(Decoder):
         self.resampling = resampling
         self.num_candidates = num_candidates
         self.final_resampling = final_resampling
+        self.dedup = bool(dedup)
 
     def settings(self) -> dict:
         return {"num_candidates": self.num_candidates, "alpha": self.alpha, "ess_threshold": self.ess_threshold,
                 "resampling": self.resampling, "final_resampling": self.final_resampling,
-                "value": type(self.value).__name__}
+                "value": type(self.value).__name__, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
@@ -81,23 +83,21 @@ class SMC(Decoder):
         x = diffusion.prior(n, particle_gens)
         # Seeds of an inpainting decode: particles resample only among designs of their own seed.
         groups = diffusion.population_groups(n) if hasattr(diffusion, "population_groups") else None
-        scored = self.value.evaluate(diffusion, x, diffusion.timesteps()[0])  # T, or an inpainting start
-        calls.denoiser += scored.denoiser_calls
-        calls.value += scored.value_calls
-        calls.reward += scored.reward_calls
+        distinct = self.deduplicates(diffusion)
+        scored = score_states(self.value, self.reward, diffusion, x, diffusion.timesteps()[0],  # T, or a start
+                              distinct=distinct)
+        calls.add(scored, asked=n)
         previous, denoised = scored.values, scored.denoised
         log_w = torch.zeros(n, dtype=torch.float64, device=x.device)
         ess_trace: list[torch.Tensor] = []
         resampled_steps = 0
         for t in self.steps(diffusion):
             if denoised is None:
-                denoised = diffusion.denoise(x, t)
-                calls.denoiser += n
+                denoised = self.denoise(diffusion, x, t, calls)
             x = diffusion.propose(x, t, 1, particle_gens, denoised=denoised)[:, 0]
-            scored = score_states(self.value, self.reward, diffusion, x, t - 1)  # v_0 = r at the last step
-            calls.denoiser += scored.denoiser_calls
-            calls.value += scored.value_calls
-            calls.reward += scored.reward_calls
+            # v_0 = r at the last step
+            scored = score_states(self.value, self.reward, diffusion, x, t - 1, distinct=distinct)
+            calls.add(scored, asked=n)
             log_w = log_w + (scored.values - previous).double() / self.alpha
             previous, denoised = scored.values, scored.denoised
             ess = ops.effective_sample_size(log_w)

@@ -31,10 +31,11 @@ class SVDD(Decoder):
     name = "svdd"
 
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
-                 max_batch: int | None = None) -> None:
+                 max_batch: int | None = None, dedup: bool = True) -> None:
         """``value`` scores states at t >= 1; at t = 0 the reward does (v_0 = r). ``max_batch``: at
         most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
-        large M or large models that leaves the samples unchanged."""
+        large M or large models that leaves the samples unchanged. ``dedup``: score each distinct
+        candidate once (token models; the same samples, fewer calls)."""
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
         if num_candidates < 1:
@@ -46,10 +47,11 @@ class SVDD(Decoder):
         self.num_candidates = num_candidates
         self.alpha = alpha
         self.max_batch = max_batch
+        self.dedup = bool(dedup)
 
     def settings(self) -> dict:
         return {"num_candidates": self.num_candidates, "alpha": self.alpha, "value": type(self.value).__name__,
-                "max_batch": self.max_batch}
+                "max_batch": self.max_batch, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
@@ -65,14 +67,12 @@ class SVDD(Decoder):
             # A step that draws nothing makes M copies of one object: propose (and score) it once.
             m = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
             if denoised is None:
-                denoised = diffusion.denoise(x, t)
-                calls.denoiser += batch_size
+                denoised = self.denoise(diffusion, x, t, calls)
             candidates = diffusion.propose(x, t, m, generators, denoised=denoised)  # (B, M, *event)
             # v_0 = r: at the last step the clean candidates are scored by the reward itself.
-            scored = score_states(self.value, self.reward, diffusion, candidates.flatten(0, 1), t - 1, self.max_batch)
-            calls.denoiser += scored.denoiser_calls
-            calls.value += scored.value_calls
-            calls.reward += scored.reward_calls
+            scored = score_states(self.value, self.reward, diffusion, candidates.flatten(0, 1), t - 1, self.max_batch,
+                                  distinct=self.deduplicates(diffusion))
+            calls.add(scored, asked=batch_size * m)
             values = scored.values.view(batch_size, m)
             keep = ops.select_candidates(values, self.alpha, generators)
             x = ops.gather_candidates(candidates, keep)
@@ -110,8 +110,9 @@ class SVDDR(SVDD):
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
                  resample_fraction: float = 0.05, resample_alpha: float = 1.0,
                  replace: Literal["random", "lowest"] = "random",
-                 max_batch: int | None = None) -> None:
-        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch)
+                 max_batch: int | None = None, dedup: bool = True) -> None:
+        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch,
+                         dedup=dedup)
         if not 0.0 <= resample_fraction <= 1.0:
             raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
         if resample_alpha < 0:

@@ -37,6 +37,9 @@ class Diffusion(nn.Module, ABC):
     # Whether the states are the data themselves. A latent model's states are latents: ``to_data`` decodes
     # them (through a VAE) for rewards and output files.
     states_are_data: bool = True
+    # Whether two states can be the same object (token states can; Gaussian states never coincide), so that
+    # decoders evaluate each distinct state once (svdd_lightning/distinct.py).
+    states_can_repeat: bool = False
 
     def timesteps(self) -> list[int]:
         """Reverse-time grid T, T-1, ..., 1: each is the ``t`` of one step to ``t - 1``."""

@@ -37,6 +37,8 @@ class MaskedDiffusion(Diffusion):
     # The sampler reveals positions independently of their content, so a trajectory's x_t given its end
     # point masks each position with probability t / T: exactly add_noise.
     renoise_is_exact = True
+    # Most of a step's candidates reveal nothing (probability about exp(-L / T)) and are the same object.
+    states_can_repeat = True
 
     def __init__(self, *, network: nn.Module, vocab_size: int, seq_len: int, num_steps: int = 128,
                  mask_index: int | None = None, token_ids: list[int] | None = None,

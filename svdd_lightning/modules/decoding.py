@@ -39,6 +39,7 @@ class DecodingModule(L.LightningModule):
             "rewards": out.rewards.detach().float().cpu(),
             "log_weights": out.log_weights.detach().cpu(),
             "nfe": out.info["nfe"],
+            "nfe_requested": out.info.get("nfe_requested", out.info["nfe"]),
             "trace": out.info.get("trace", {}),
             # Refinement: each kept design's reward after every round (B, rounds + 1).
             **({"round_rewards": out.info["round_rewards"].detach().cpu()} if "round_rewards" in out.info else {}),

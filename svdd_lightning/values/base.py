@@ -8,12 +8,13 @@ it counts the calls it made.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.distinct import Distinct, in_whole_blocks
 
 
 @dataclass
@@ -43,7 +44,13 @@ def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, 
         return value.evaluate(diffusion, x_t, t)
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1 or null, got {max_batch}")
-    parts = [value.evaluate(diffusion, chunk, t) for chunk in x_t.split(max_batch)]
+    return merge_outputs([value.evaluate(diffusion, chunk, t) for chunk in x_t.split(max_batch)])
+
+
+def merge_outputs(parts: list[ValueOutput]) -> ValueOutput:
+    """The ValueOutputs of consecutive chunks as one."""
+    if len(parts) == 1:
+        return parts[0]
     denoised = None if any(p.denoised is None for p in parts) else torch.cat([p.denoised for p in parts])
     return ValueOutput(values=torch.cat([p.values for p in parts]), denoised=denoised,
                        denoiser_calls=sum(p.denoiser_calls for p in parts),
@@ -52,10 +59,24 @@ def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, 
 
 
 def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor, t: int,
-                 max_batch: int | None = None) -> ValueOutput:
+                 max_batch: int | None = None, distinct: bool = False) -> ValueOutput:
     """The soft value of states at step ``t``, as decoders must read it: at t = 0 the objects are
     clean and v_0 = r by definition, so the reward scores them (a learned value never saw t = 0:
-    its rollouts store t = T..1); at t >= 1 the value, in chunks of at most ``max_batch``."""
+    its rollouts store t = T..1); at t >= 1 the value, in chunks of at most ``max_batch``.
+
+    ``distinct=True``: each distinct state is scored once (``svdd_lightning/distinct.py``) and the
+    result, with the denoiser output it made, is indexed back to every copy; the counts are of the
+    states really scored."""
+    if distinct:
+        unique = Distinct.of(x_t)
+        if int(t) == 0:
+            values = in_whole_blocks(reward, unique.rows)
+            return ValueOutput(values=unique.scatter(values), denoised=None, denoiser_calls=0, value_calls=0,
+                               reward_calls=unique.count)
+        parts = [in_whole_blocks(lambda rows: value.evaluate(diffusion, rows, t), chunk)
+                 for chunk in unique.rows.split(max_batch or max(unique.count, 1))]
+        merged = merge_outputs(parts)
+        return replace(merged, values=unique.scatter(merged.values), denoised=unique.scatter(merged.denoised))
     if int(t) == 0:
         return ValueOutput(values=reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
                            reward_calls=x_t.shape[0])
