@@ -1,32 +1,35 @@
 """Where decode time goes, measured side by side in one run.
 
-    python benchmarks/speed.py [--quick] [--output benchmarks/speed.json] [--device cpu|cuda]
+    python benchmarks/speed.py [--quick] [--num_samples 64] [--output benchmarks/speed.json] [--device cpu|cuda]
+                               [--extras]
 
-On the DNA (hepg2_motif) and molecule (qed) defaults, with the shipped models:
+On the four default tasks (dna/hepg2_motif, rna/mfe, molecule/qed, image/compressibility), SVDD-PM with
+M = 10 and decode.py's settings (chunks of ``max_batch=auto``, the reward as decode.py builds it: process pool
+and cache, fresh for every run so no run reads another's cache):
 
-(a) batched SVDD-PM (B x M candidates on their own axis, evaluated in chunks of decode.py's CPU
-    ``max_batch`` (one call on a GPU), the chosen candidate's denoiser output reused)
-    against a per-candidate loop of the same algorithm (the reference code's structure,
-    ``benchmarks/per_candidate_loop.py``) on the same model and seeds;
-(b) SVDD-PM and SVDD-MC wall time against pre-trained sampling of the same samples;
-(c) the fraction of decode time spent outside network (denoiser, value) and reward calls;
-(d) the molecule reward's cache hit rate and the speed-up of its process pool and cache;
-(e) peak memory against M, with and without a ``max_batch`` cap.
+(1) deduplication: wall time with and without it (``decoder.dedup``), whether ``samples`` are identical, the
+    calls per sample made and asked for, and the distinct-candidate count (the floor for this algorithm: the
+    prior's one object plus each step's distinct candidates, counted here by wrapping ``propose``, independently
+    of the decoder's own counts), and the fraction of time outside network and reward calls (also for
+    pre-trained sampling);
+(2) ``torch.compile`` of the denoiser and value networks (``decoder.compile``), off against on: the first run
+    (compiling) and the best later run, and how far the samples and rewards move;
+(3) the denoiser's achieved FLOP/s (``torch.utils.flop_counter`` per row, times the rows it ran, over the time
+    inside it) against this machine's fp32 matmul peak, measured in the same run;
+(4) peak memory against M, with and without a ``max_batch`` cap (``benchmarks/memory.py``);
+(5) with ``--extras``: the earlier parts (``benchmarks/speed_batching.py``): batched against a per-candidate loop,
+    SVDD-PM and SVDD-MC against pre-trained sampling, the reward's pool and cache.
 
-Prints a table and writes JSON. Decoders are called directly (not through trainer.predict), so
-the times hold no Lightning start-up.
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
-import resource
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,264 +38,231 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark import compose_decode  # noqa: E402
-from benchmarks.per_candidate_loop import PerCandidateLoopSVDD  # noqa: E402
+from benchmarks.memory import peak_memory_against_m  # noqa: E402
+from benchmarks.timing import DEFAULT_TASKS, Timers, clock, load, load_reward  # noqa: E402
 from svdd_lightning import ops  # noqa: E402
-from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
-from svdd_lightning.rewards.build import as_reward  # noqa: E402
-from svdd_lightning.cli import accepts  # noqa: E402
-from svdd_lightning.build import CPU_MAX_BATCH  # noqa: E402
+from svdd_lightning.build import CPU_MAX_BATCH, compile_networks  # noqa: E402
 from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
 from svdd_lightning.decoders.svdd import SVDD  # noqa: E402
+from svdd_lightning.distinct import Distinct  # noqa: E402
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue  # noqa: E402
 
-
-class Timers:
-    """Wall time spent inside chosen modules' forward calls (wrapped instance attributes)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.seconds: dict[str, float] = {}
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def wrap(self, name: str, module: torch.nn.Module) -> None:
-        inner = module.forward
-
-        def timed(*args, **kwargs):
-            self.sync()
-            tic = time.perf_counter()
-            out = inner(*args, **kwargs)
-            self.sync()
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - tic
-            return out
-
-        module.forward = timed
-
-    def reset(self) -> None:
-        self.seconds = {}
+M = 10
 
 
-def load(domain: str, reward_name: str, device: torch.device, **reward_kwargs):
-    """The shipped pre-trained model, SVDD-MC value and reward of a task; ``reward_kwargs`` (e.g.
-    workers, cache) go to rewards that take them."""
-    from hydra.utils import instantiate
+class DistinctCandidates:
+    """Counts, through ``diffusion.propose``, the distinct objects SVDD-PM must send through the denoiser: the
+    prior's (identical) states once, then each step's distinct candidates, except the last step's (clean
+    candidates, scored by the reward)."""
 
-    cfg = compose_decode([f"domain={domain}", f"reward={reward_name}", "decoder=svdd_mc", "logger=none"])
-    diffusion = build_with_checkpoint(cfg.diffusion, kind="diffusion", domain=domain, prefix="diffusion.")
-    value = build_with_checkpoint(cfg.value, kind="value", domain=domain, prefix="value.")
-    reward = instantiate(cfg.reward, **{k: v for k, v in reward_kwargs.items() if accepts(cfg.reward._target_, k)})
-    reward = as_reward(reward, domain=build_domain(cfg))  # rewards over objects run on the domain's objects
-    return diffusion.eval().to(device), value.eval().to(device), reward.to(device)
+    def __init__(self, diffusion) -> None:
+        self.count = 0
+        self.diffusion = diffusion
+        self.inner = diffusion.propose
 
+        def propose(x_t, t, m, generators, denoised=None):
+            candidates = self.inner(x_t, t, m, generators, denoised=denoised)
+            if int(t) > 1:
+                self.count += Distinct.of(candidates.flatten(0, 1)).count
+            return candidates
 
-@contextmanager
-def clock(device: torch.device):
-    box = {}
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    tic = time.perf_counter()
-    yield box
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    box["seconds"] = time.perf_counter() - tic
+        diffusion.propose = propose
 
+    def reset(self, prior) -> None:
+        self.count = Distinct.of(prior).count
 
-REPEATS = 2  # best of: the first large run in a process is slower here (page faults while memory grows)
+    def remove(self) -> None:
+        self.diffusion.propose = self.inner
 
 
-def timed_decode(decoder, diffusion, n: int, seed: int, device: torch.device, repeats: int = REPEATS,
-                 timers: Timers | None = None) -> tuple[float, np.ndarray, dict]:
-    """Best wall time of ``repeats`` runs; ``timers`` is left holding the best run's split."""
-    best, best_split = float("inf"), {}
-    for _ in range(repeats):
-        if timers is not None:
-            timers.reset()
-        with clock(device) as c:
-            out = decoder(diffusion, n, ops.make_generators(seed, range(n)))
-        if c["seconds"] < best:
-            best, best_split = c["seconds"], dict(timers.seconds) if timers is not None else {}
-    if timers is not None:
-        timers.seconds = best_split
-    return best, out.rewards.float().cpu().numpy(), out.info["nfe"]
+def run_once(decoder, diffusion, n: int, device, timers: Timers, counter: DistinctCandidates | None = None):
+    timers.reset()
+    gens = ops.make_generators(0, range(n))
+    if counter is not None:
+        counter.reset(diffusion.prior(n, ops.make_generators(0, range(n))))
+    with clock(device) as c:
+        out = decoder(diffusion, n, gens)
+    inside = sum(timers.seconds.values())
+    return out, {"seconds": round(c["seconds"], 3), "samples_per_second": round(n / c["seconds"], 3),
+                 "median_reward": float(np.median(out.rewards.float().cpu().numpy())),
+                 "calls_per_sample": {k: v / n for k, v in out.info["nfe"].items()},
+                 "requested_per_sample": {k: v / n for k, v in out.info["nfe_requested"].items()},
+                 "seconds_in": {k: round(v, 3) for k, v in timers.seconds.items()},
+                 "denoiser_rows": timers.rows.get("denoiser", 0),  # padding to whole blocks included
+                 "fraction_outside_calls": round(max(0.0, c["seconds"] - inside) / c["seconds"], 4)}
 
 
-def part_a_b_c(domain: str, reward_name: str, n: int, m: int, device: torch.device, with_loop: bool) -> dict:
-    diffusion, value, reward = load(domain, reward_name, device, workers=0)  # in-process reward: (c) measures it
+def deduplication(domain: str, reward_name: str, n: int, device: torch.device, repeats: int) -> dict:
+    """SVDD-PM with and without deduplication, best of ``repeats`` each (a fresh reward every run)."""
+    diffusion, _, _ = load(domain, reward_name, device)
+    cap = None if device.type == "cuda" else CPU_MAX_BATCH
     timers = Timers(device)
     timers.wrap("denoiser", diffusion.network)
-    timers.wrap("value", value.network)
-    timers.wrap("reward", reward)
-    cap = None if device.type == "cuda" else CPU_MAX_BATCH  # decode.py's decoder.max_batch=auto
-    pm_value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
-    pm = SVDD(reward=reward, value=pm_value, num_candidates=m, max_batch=cap)
-    mc = SVDD(reward=reward, value=value, num_candidates=m, max_batch=cap)
-    runs = {"pretrained": PretrainedSampler(reward=reward), "svdd_pm": pm, "svdd_mc": mc}
-    if cap is not None:
-        runs["svdd_pm_one_call_per_step"] = SVDD(reward=reward, value=pm_value, num_candidates=m, max_batch=None)
-    if with_loop:
-        runs["svdd_pm_per_candidate_loop"] = PerCandidateLoopSVDD(reward=reward, num_candidates=m)
-    out = {"domain": domain, "reward": reward_name, "num_samples": n, "num_candidates": m,
-           "steps": diffusion.num_steps, "runs": {}}
-    timed_decode(PretrainedSampler(reward=reward), diffusion, 2, 99, device)  # warm-up (allocator, kernels)
-    for name, decoder in runs.items():
-        seconds, rewards, nfe = timed_decode(decoder, diffusion, n, 0, device, timers=timers)
-        inside = sum(timers.seconds.values())
-        out["runs"][name] = {"seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 3),
-                             "median_reward": float(np.median(rewards)), "nfe_per_sample": {k: v / n for k, v in nfe.items()},
-                             "seconds_in": {k: round(v, 3) for k, v in timers.seconds.items()},
-                             "fraction_outside_calls": round(max(0.0, seconds - inside) / seconds, 4)}
-        print(f"  {domain}: {name}: {seconds:.1f} s ({n / seconds:.2f} samples/s), "
-              f"outside network+reward calls {100 * out['runs'][name]['fraction_outside_calls']:.1f}%", flush=True)
-    if with_loop:
-        # The gain of batching depends on how busy one call keeps the hardware: also at small batches.
-        out["loop_over_batched_by_batch_size"] = {}
-        for b in sorted({1, 4, n}):
-            loop_s, _, _ = timed_decode(PerCandidateLoopSVDD(reward=reward, num_candidates=m), diffusion, b, 0, device)
-            batched_s, _, _ = timed_decode(pm, diffusion, b, 0, device)
-            out["loop_over_batched_by_batch_size"][b] = round(loop_s / batched_s, 2)
-            print(f"  {domain}: batch {b}: per-candidate loop {loop_s:.1f} s, batched {batched_s:.1f} s "
-                  f"({loop_s / batched_s:.2f}x)", flush=True)
-    r = out["runs"]
-    pre = r["pretrained"]["seconds"]
-    out["ratios"] = {"svdd_pm_over_pretrained": round(r["svdd_pm"]["seconds"] / pre, 2),
-                     "svdd_mc_over_pretrained": round(r["svdd_mc"]["seconds"] / pre, 2)}
-    if "svdd_pm_one_call_per_step" in r:
-        out["ratios"]["one_call_over_chunked"] = round(r["svdd_pm_one_call_per_step"]["seconds"] / r["svdd_pm"]["seconds"], 2)
-    if with_loop:
-        out["ratios"]["per_candidate_loop_over_batched"] = round(
-            r["svdd_pm_per_candidate_loop"]["seconds"] / r["svdd_pm"]["seconds"], 2)
-    return out
-
-
-def part_d(n: int, m: int, device: torch.device) -> dict:
-    """Molecule SVDD-PM with the QED reward scored plainly, memoised, and memoised + pooled."""
-    results = {}
-    for label, workers, cache in (("plain", 0, False), ("cache", 0, True), ("cache+pool", None, True)):
-        diffusion, _, reward = load("molecule", "qed", device, workers=workers, cache=cache)
-        reward.scorer.min_pool_batch = 16
-        timers = Timers(device)
-        timers.wrap("reward", reward)
-        pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m)
-        seconds, rewards, _ = timed_decode(pm, diffusion, n, 0, device, repeats=1)  # a second run would hit the cache
-        stats = reward.cache_stats()
-        reward.scorer.close()
-        results[label] = {"seconds": round(seconds, 3), "reward_seconds": round(timers.seconds.get("reward", 0.0), 3),
-                          "median_reward": float(np.median(rewards)), "cache": stats}
-        print(f"  molecule reward {label}: {seconds:.1f} s total, {timers.seconds.get('reward', 0.0):.1f} s in the "
-              f"reward, hit rate {stats['hit_rate']:.2f}, workers {stats['workers']}", flush=True)
-    plain = results["plain"]
-    results["speedup"] = {
-        "cache_reward_time": round(plain["reward_seconds"] / max(results["cache"]["reward_seconds"], 1e-9), 2),
-        "cache_pool_reward_time": round(plain["reward_seconds"] / max(results["cache+pool"]["reward_seconds"], 1e-9), 2),
-        "cache_pool_total": round(plain["seconds"] / results["cache+pool"]["seconds"], 2)}
-    return results
-
-
-def _resident_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def _peak_child(conn, domain: str, reward_name: str, n: int, m: int, cap: int | None, steps: int) -> None:
-    from svdd_lightning.allocator import keep_freed_memory
-
-    # With freed memory kept, resident memory never shrinks: its growth over the decode is the peak the
-    # decode needed (ru_maxrss would be the import/load peak instead).
-    keep_freed_memory()
-    torch.set_num_threads(1)
-    diffusion, _, reward = load(domain, reward_name, torch.device("cpu"), workers=0)
-    diffusion.num_steps = steps  # the peak of one step repeats every step
-    pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
-              max_batch=cap)
-    base = _resident_mb()
-    pm(diffusion, n, ops.make_generators(0, range(n)))
-    conn.send(_resident_mb() - base)
-    conn.close()
-
-
-def part_e(n: int, ms: list[int], cap: int, device: torch.device) -> list[dict]:
-    rows = []
-    for m in ms:
-        row = {"num_candidates": m}
-        for label, c in (("uncapped", None), (f"max_batch={cap}", cap)):
-            if device.type == "cuda":
-                diffusion, _, reward = load("dna", "hepg2_motif", device, workers=0)
-                torch.cuda.reset_peak_memory_stats()
-                pm = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion),
-                          num_candidates=m, max_batch=c)
-                diffusion.num_steps = 4
-                pm(diffusion, n, ops.make_generators(0, range(n)))
-                row[label] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    applies = diffusion.states_can_repeat
+    counter = DistinctCandidates(diffusion) if applies else None
+    result = {"domain": domain, "reward": reward_name, "num_samples": n, "num_candidates": M,
+              "steps": diffusion.num_steps, "dedup_applies": applies, "runs": {}}
+    samples = {}
+    warm = load_reward(domain, reward_name, device)
+    PretrainedSampler(reward=warm)(diffusion, 2, ops.make_generators(99, range(2)))  # allocator, kernels
+    modes = (("without_dedup", False), ("with_dedup", True)) if applies else (("with_dedup", True),)
+    runs = [("pretrained", None)] + list(modes)
+    for name, dedup in runs:
+        best = None
+        for _ in range(repeats):
+            reward = load_reward(domain, reward_name, device)
+            timers.wrap("reward", reward)
+            if dedup is None:
+                decoder = PretrainedSampler(reward=reward)
             else:
-                # A fresh process per point (spawn, not fork: a forked child would reuse memory the parent
-                # already holds) with glibc's default allocator, so ru_maxrss growth is this decode's peak.
-                ctx = multiprocessing.get_context("spawn")
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_peak_child, args=(child, "dna", "hepg2_motif", n, m, c, 4))
-                proc.start()
-                row[label] = round(parent.recv(), 1)
-                proc.join()
-        rows.append(row)
-        print(f"  peak memory growth, M={m}: " + ", ".join(f"{k} {v} MB" for k, v in row.items() if k != "num_candidates"),
-              flush=True)
-    return rows
+                decoder = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion),
+                               num_candidates=M, max_batch=cap, dedup=dedup)
+            out, row = run_once(decoder, diffusion, n, device, timers, counter if dedup else None)
+            close = getattr(getattr(reward, "scorer", None), "close", None)
+            if close is not None:
+                close()
+            if best is None or row["seconds"] < best[1]["seconds"]:
+                best = (out, row, counter.count if (counter is not None and dedup) else None)
+        out, row, distinct = best
+        if distinct is not None:
+            row["distinct_candidates_per_sample"] = distinct / n
+        result["runs"][name] = row
+        samples[name] = out.samples.cpu()
+        print(f"  {domain}: {name}: {row['seconds']:.1f} s, denoiser calls/sample {row['calls_per_sample']['denoiser']:.1f}"
+              + (f" (distinct candidates {distinct / n:.1f})" if distinct is not None else "")
+              + f", outside calls {100 * row['fraction_outside_calls']:.1f}%", flush=True)
+    if counter is not None:
+        counter.remove()
+    if applies:
+        with_, without = result["runs"]["with_dedup"], result["runs"]["without_dedup"]
+        result["speedup"] = round(without["seconds"] / with_["seconds"], 2)
+        result["network_speedup"] = round(without["seconds_in"]["denoiser"] / with_["seconds_in"]["denoiser"], 2)
+        result["identical_samples"] = bool(torch.equal(samples["with_dedup"], samples["without_dedup"]))
+        result["calls_equal_distinct_count"] = (with_["calls_per_sample"]["denoiser"]
+                                                == with_["distinct_candidates_per_sample"])
+    return result
+
+
+def compiled(domain: str, reward_name: str, n: int, device: torch.device) -> dict:
+    """SVDD-PM (dedup) with eager networks and with ``torch.compile``d ones: first run and best of two more."""
+    result = {"domain": domain, "num_samples": n}
+    outs = {}
+    for label in ("eager", "compiled"):
+        diffusion, _, _ = load(domain, reward_name, device)
+        if label == "compiled":
+            compile_networks(diffusion)
+        cap = None if device.type == "cuda" else CPU_MAX_BATCH
+        times = []
+        for _ in range(3):
+            reward = load_reward(domain, reward_name, device, workers=0)
+            decoder = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion),
+                           num_candidates=M, max_batch=cap)
+            with clock(device) as c:
+                out = decoder(diffusion, n, ops.make_generators(0, range(n)))
+            times.append(c["seconds"])
+        outs[label] = out
+        result[label] = {"first_run_seconds": round(times[0], 2), "best_later_seconds": round(min(times[1:]), 2)}
+        print(f"  {domain}: {label}: first run {times[0]:.1f} s, later {min(times[1:]):.1f} s", flush=True)
+    result["speedup"] = round(result["eager"]["best_later_seconds"] / result["compiled"]["best_later_seconds"], 2)
+    result["identical_samples"] = bool(torch.equal(outs["eager"].samples, outs["compiled"].samples))
+    result["max_reward_difference"] = float((outs["eager"].rewards - outs["compiled"].rewards).abs().max())
+    return result
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul rate (GFLOP/s), best of ``repeats``."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        with clock(device) as c:
+            a @ b
+        best = min(best, c["seconds"])
+    return 2 * size**3 / best / 1e9
+
+
+def achieved_flops(domain: str, reward_name: str, dedup_row: dict, device: torch.device) -> dict:
+    """FLOPs of one denoiser row (flop_counter on a 64-row call / 64) times the rows the timed decode ran
+    (padding included), over the seconds inside the denoiser."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    diffusion, _, _ = load(domain, reward_name, device)
+    x = diffusion.prior(64, ops.make_generators(0, range(64)))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        diffusion.denoise(x, diffusion.num_steps)
+    per_row = counter.get_total_flops() / 64
+    run = dedup_row["runs"]["with_dedup"]
+    return {"flops_per_row": per_row, "rows": run["denoiser_rows"],
+            "gflops_per_second": round(per_row * run["denoiser_rows"] / run["seconds_in"]["denoiser"] / 1e9, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, one repeat (a smoke run)")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.json"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--num_samples", type=int, default=None)
-    parser.add_argument("--only_memory", action="store_true", help="run part (e) alone")
+    parser.add_argument("--num_samples", type=int, default=None, help="default 64 (quick: 4)")
+    parser.add_argument("--tasks", default=None, help="comma-separated domains (default: all four)")
+    parser.add_argument("--repeats", type=int, default=None, help="best of this many runs (default 2; quick: 1)")
+    parser.add_argument("--compile_samples", type=int, default=16)
+    parser.add_argument("--no_compile", action="store_true", help="skip the torch.compile part")
+    parser.add_argument("--extras", action="store_true", help="also the earlier parts (speed_batching.py)")
+    parser.add_argument("--only_memory", action="store_true", help="run part (4) alone")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    n = args.num_samples or (4 if args.quick else 32)
-    m = 10
+    n = args.num_samples or (4 if args.quick else 64)
+    repeats = args.repeats or (1 if args.quick else 2)
     from svdd_lightning.cli import quiet_lightning
 
     quiet_lightning()
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else
               f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-              "torch": torch.__version__, "num_samples": n, "num_candidates": m}
-    print(f"speed benchmark on {report['device']}: {n} samples, M={m}")
+              "torch": torch.__version__, "num_samples": n, "num_candidates": M,
+              "date": time.strftime("%Y-%m-%d")}
+    print(f"speed benchmark on {report['device']}: {n} samples, M={M}")
+    memory_samples = max(2, min(n, 32) // 2)
     if args.only_memory:
-        rows = part_e(max(2, n // 2), [1, 5, 10, 20, 40], cap=CPU_MAX_BATCH, device=device)
         path = Path(args.output)
         report = json.loads(path.read_text()) if path.is_file() else report
-        report["peak_memory_mb"] = rows
+        report["peak_memory_mb"] = peak_memory_against_m(memory_samples, [1, 5, 10, 20, 40], cap=CPU_MAX_BATCH,
+                                                         device=device)
         path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path} (peak_memory_mb)")
         return 0
-    report["dna"] = part_a_b_c("dna", "hepg2_motif", n, m, device, with_loop=True)
-    report["molecule"] = part_a_b_c("molecule", "qed", n, m, device, with_loop=True)
-    report["reward_pool_and_cache"] = part_d(n, m, device)
-    report["peak_memory_mb"] = part_e(max(2, n // 2), [1, 5, 10, 20, 40], cap=CPU_MAX_BATCH, device=device)
+    tasks = [t for t in DEFAULT_TASKS if args.tasks is None or t[0] in args.tasks.split(",")]
+    report["peak_fp32_matmul_gflops"] = round(matmul_peak(device), 1)
+    print(f"  fp32 matmul peak: {report['peak_fp32_matmul_gflops']} GFLOP/s", flush=True)
+    report["deduplication"] = {}
+    for domain, reward_name in tasks:
+        row = deduplication(domain, reward_name, n, device, repeats)
+        report["deduplication"][domain] = row
+    for domain, reward_name in tasks:
+        row = report["deduplication"][domain]
+        row["flops"] = achieved_flops(domain, reward_name, row, device)
+        row["flops"]["fraction_of_matmul_peak"] = round(row["flops"]["gflops_per_second"]
+                                                         / report["peak_fp32_matmul_gflops"], 3)
+    if not args.no_compile:
+        report["compile"] = {domain: compiled(domain, reward_name, min(n, args.compile_samples), device)
+                             for domain, reward_name in tasks}
+    report["peak_memory_mb"] = peak_memory_against_m(memory_samples, [1, 5, 10, 20, 40], cap=CPU_MAX_BATCH,
+                                                     device=device)
+    if args.extras:
+        from benchmarks.speed_batching import batching_and_costs, reward_pool_and_cache
 
-    rows = [("(a) per-candidate loop / batched SVDD-PM, DNA M=10", report["dna"]["ratios"]["per_candidate_loop_over_batched"]),
-            *[(f"(a) ... DNA, batch of {b}", v) for b, v in report["dna"]["loop_over_batched_by_batch_size"].items()],
-            ("(a) per-candidate loop / batched SVDD-PM, molecule M=10",
-             report["molecule"]["ratios"]["per_candidate_loop_over_batched"]),
-            ("(a) one call on all B x M / chunks of max_batch, SVDD-PM DNA",
-             report["dna"]["ratios"].get("one_call_over_chunked")),
-            ("(b) SVDD-PM / pre-trained wall time, DNA", report["dna"]["ratios"]["svdd_pm_over_pretrained"]),
-            ("(b) SVDD-MC / pre-trained wall time, DNA", report["dna"]["ratios"]["svdd_mc_over_pretrained"]),
-            ("(b) SVDD-PM / pre-trained wall time, molecule", report["molecule"]["ratios"]["svdd_pm_over_pretrained"]),
-            ("(b) SVDD-MC / pre-trained wall time, molecule", report["molecule"]["ratios"]["svdd_mc_over_pretrained"]),
-            ("(c) time outside calls, SVDD-PM DNA", report["dna"]["runs"]["svdd_pm"]["fraction_outside_calls"]),
-            ("(c) time outside calls, SVDD-PM molecule", report["molecule"]["runs"]["svdd_pm"]["fraction_outside_calls"]),
-            ("(d) reward cache hit rate, molecule SVDD-PM",
-             report["reward_pool_and_cache"]["cache+pool"]["cache"]["hit_rate"]),
-            ("(d) reward-time speed-up, cache", report["reward_pool_and_cache"]["speedup"]["cache_reward_time"]),
-            ("(d) reward-time speed-up, cache + pool", report["reward_pool_and_cache"]["speedup"]["cache_pool_reward_time"]),
-            ("(d) total speed-up, cache + pool", report["reward_pool_and_cache"]["speedup"]["cache_pool_total"])]
-    width = max(len(r[0]) for r in rows) + 2
-    print(f"\n{'measure':<{width}}value")
-    for name, value in rows:
-        print(f"{name:<{width}}{value}")
+        report["batching"] = {d: batching_and_costs(d, r, min(n, 32), M, device, with_loop=True)
+                              for d, r in (("dna", "hepg2_motif"), ("molecule", "qed"))}
+        report["reward_pool_and_cache"] = reward_pool_and_cache(min(n, 32), M, device)
+
+    print(f"\n{'task':<12}{'no dedup s':>11}{'dedup s':>9}{'speed-up':>9}{'network':>9}{'calls':>8}{'distinct':>9}"
+          f"{'same':>6}{'outside':>9}{'GFLOP/s':>9}")
+    for domain, row in report["deduplication"].items():
+        r = row["runs"]
+        without = r.get("without_dedup", {}).get("seconds", float("nan"))
+        calls = r["with_dedup"]["calls_per_sample"]["denoiser"]
+        distinct = r["with_dedup"].get("distinct_candidates_per_sample", float("nan"))
+        print(f"{domain:<12}{without:>11.1f}{r['with_dedup']['seconds']:>9.1f}{row.get('speedup', float('nan')):>9.2f}"
+              f"{row.get('network_speedup', float('nan')):>9.2f}{calls:>8.0f}{distinct:>9.0f}"
+              f"{str(row.get('identical_samples', '-')):>6}{100 * r['with_dedup']['fraction_outside_calls']:>8.1f}%"
+              f"{row['flops']['gflops_per_second']:>9.1f}")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")

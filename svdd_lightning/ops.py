@@ -57,7 +57,12 @@ def randn(generators: Generators, shape: Sequence[int], device: torch.device | s
 
 def gumbel(generators: Generators, shape: Sequence[int], device: torch.device | str = "cpu") -> Tensor:
     """Standard Gumbel draws of shape (B, *shape)."""
-    u = rand(generators, shape, device).clamp_(min=1e-20, max=1.0 - 1e-7)
+    return gumbel_of(rand(generators, shape, device))
+
+
+def gumbel_of(u: Tensor) -> Tensor:
+    """Standard Gumbel numbers from uniform [0, 1) draws ``u`` (so a caller may transform only those it uses)."""
+    u = u.clamp(min=1e-20, max=1.0 - 1e-7)
     return -torch.log(-torch.log(u))
 
 

@@ -231,18 +231,21 @@ class MaskedDiffusion(Diffusion):
         if denoised is None:
             denoised = self.denoise(x_t, t)
         m = num_candidates
-        # Draw per sample: reveal decisions (B, M, L) and Gumbel noise over tokens (B, M, L, V).
+        # Draw per sample: reveal decisions (B, M, L) and Gumbel noise over tokens (B, M, L, V). All of it is drawn,
+        # so each generator's stream does not depend on what is revealed, but the Gumbel transform and the argmax
+        # run only where a masked token is revealed (about L / T positions per candidate, not M x L x V numbers).
         reveal_u = ops.rand(generators, (m, length), x_t.device)
-        noise = ops.gumbel(generators, (m, length, self.vocab_size), x_t.device)
-        sampled = (denoised.clamp_min(1e-30).log().unsqueeze(1) + noise).argmax(dim=-1)
-        greedy = denoised.argmax(dim=-1).unsqueeze(1).expand(-1, m, -1)
-        last = (t == 1).view(-1, 1, 1)
-        tokens = self.to_ids(torch.where(last, greedy, sampled))
-        reveal_prob = self.reveal_probability(t).view(-1, 1, 1)
-        reveal = reveal_u < reveal_prob
+        gumbel_u = ops.rand(generators, (m, length, self.vocab_size), x_t.device)
         masked = (x_t == self.mask_index).unsqueeze(1)
-        current = x_t.unsqueeze(1).expand(-1, m, -1)
-        return torch.where(masked & reveal, tokens, current)
+        revealed = masked & (reveal_u < self.reveal_probability(t).view(-1, 1, 1))
+        rows, candidates, positions = revealed.nonzero(as_tuple=True)
+        probs = denoised[rows, positions]  # (R, V)
+        sampled = (probs.clamp_min(1e-30).log() + ops.gumbel_of(gumbel_u[rows, candidates, positions])).argmax(dim=-1)
+        # At the last step (t = 1) every remaining mask becomes the denoiser's argmax.
+        tokens = torch.where(t[rows] == 1, probs.argmax(dim=-1), sampled)
+        out = x_t.unsqueeze(1).expand(-1, m, -1).clone()
+        out[rows, candidates, positions] = self.to_ids(tokens)
+        return out
 
     def token_log_likelihood_terms(self, x0: Tensor, t: Tensor, generators: Generators | None) -> Tensor:
         """Per-sample T * (the ELBO's term of step t): T * w_t sum_masked log p, w_t the reveal probability."""
