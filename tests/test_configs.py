@@ -120,3 +120,16 @@ def test_every_shipped_value_is_accepted_for_its_reward(path):
     domain = build_domain(cfg)
     _, value = build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
     assert value is not None
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_decoder_compile_and_dedup_options(compiled):
+    """decoder.compile=true hands the denoiser and value networks to torch.compile (compiled lazily, on the first
+    call); decoder.dedup reaches the decoder."""
+    cfg = compose_decode("decoder=svdd_mc", f"decoder.compile={str(compiled).lower()}", "decoder.dedup=false")
+    domain = build_domain(cfg)
+    diffusion = build_diffusion(cfg, domain)
+    dec, value = build_decoder(cfg, diffusion=diffusion, reward=build_reward(cfg, domain))
+    assert (diffusion.network._compiled_call_impl is not None) == compiled
+    assert (value.network._compiled_call_impl is not None) == compiled
+    assert dec.settings()["dedup"] is False and not dec.deduplicates(diffusion)
