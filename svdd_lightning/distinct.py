@@ -12,7 +12,9 @@ shipped models) from the same row in a whole block. Every call made here is padd
 to whole blocks, so a row's output does not depend on which other rows share its call: measured bitwise on the
 shipped DNA, RNA and molecule networks for every call size from 1 to 640 (``tests/test_distinct.py`` checks it
 on a small convolutional network). Decoding without deduplication keeps its own call shapes, so the two agree
-bitwise whenever those are whole blocks (the chunks of 64 on CPU over batches of 16 or more).
+bitwise whenever those are whole blocks too (batches of a multiple of 16, chunks of 64 on CPU); otherwise, and on
+GPUs (whose kernels are chosen by call size), up to float rounding. Padding rows are not counted as calls; a
+``max_batch`` below 16 is rounded up to one block.
 
 Only states that can repeat are deduplicated (``Diffusion.states_can_repeat``: token states); Gaussian states
 never coincide, and their decoders run exactly as before.
@@ -85,6 +87,8 @@ class Distinct:
 
 def denoise_distinct(diffusion, x: Tensor, t: int, max_batch: int | None = None) -> tuple[Tensor, int]:
     """``diffusion.denoise(x, t)`` evaluated once per distinct row of ``x``; returns it and the rows evaluated."""
+    if isinstance(t, Tensor) and t.dim() > 0:  # rows are reordered: a per-row time would no longer match them
+        raise ValueError("denoise_distinct takes one time step for the whole batch (an int), not a per-row tensor")
     distinct = Distinct.of(x)
     out = in_chunks(lambda rows: diffusion.denoise(rows, t), distinct.rows, max_batch)
     return distinct.scatter(out), distinct.count
