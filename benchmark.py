@@ -11,7 +11,7 @@ path (in-process, one composed Hydra config per run, ``logger=none``) and writes
 - ``benchmark.json``: ``rows``, one per (domain, reward, decoder) at the mode's M, with median and
   q90 and their 95% bootstrap intervals (``median_ci``, ``q90_ci``: scipy.stats.bootstrap,
   percentile method, 2,000 resamples, a fixed seed), ``calls_per_sample`` {denoiser, value,
-  reward, total}, ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
+  reward, total} (calls made), ``requested_calls_per_sample`` (asked for, before deduplication), ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
   metrics; ``scaling``, the same per (domain, reward, decoder, budget) for budgets 1, 2, 4, 8,
   16 (quick mode: 1, 2, 4) passed as ``decoder.num_candidates``; ``checks``, the interval-aware
   ordering checks. Runs that cannot be made (no SVDD-MC value shipped for that reward) are rows
@@ -124,7 +124,11 @@ def per_sample_costs(summary: dict) -> dict:
         calls["total"] = sum(calls.get(k, 0.0) for k in ("denoiser", "value", "reward"))
     n = summary["num_samples"]
     per_sample = summary.get("wall_seconds_per_sample")
+    # Calls made (what the run paid; deduplication sends each distinct candidate once) and, where recorded, the
+    # calls the algorithm asked for (its nominal budget, the same with or without deduplication).
+    asked = {k: float(v) for k, v in (summary.get("nfe_requested_per_sample") or calls).items() if k != "total"}
     return {"calls_per_sample": calls,
+            "requested_calls_per_sample": {**asked, "total": sum(asked.values())},
             "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
 
 

@@ -48,9 +48,10 @@ def reward_stats(rewards: np.ndarray) -> dict[str, float]:
 
 
 def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, **options: Any) -> Decoder:
-    """A decoder by its config name (pretrained, best_of_n, svdd_pm, svdd_mc, svdd_r, smc, dps). The
+    """A decoder by its config name (pretrained, best_of_n, svdd_pm, svdd_mc, svdd_r, smc, dps, beam). The
     posterior-mean value is the default where one is needed; svdd_mc needs ``value`` (a trained
     LearnedValue), dps needs it unless the reward is differentiable."""
+    from svdd_lightning.decoders.beam import BeamSearch
     from svdd_lightning.decoders.best_of_n import BestOfN
     from svdd_lightning.decoders.dps import DPS
     from svdd_lightning.decoders.pretrained import PretrainedSampler
@@ -61,10 +62,11 @@ def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, 
     if name in ("svdd_mc",) and value is None:
         raise ConfigError("decoder svdd_mc needs value=LearnedValue(...) with trained weights (train.py stage=value); "
                           "svdd_pm needs none.")
-    if name in ("svdd_pm", "svdd_r", "smc") and value is None:
+    if name in ("svdd_pm", "svdd_r", "smc", "beam") and value is None:
         value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
     classes = {"pretrained": (PretrainedSampler, False), "best_of_n": (BestOfN, False), "svdd_pm": (SVDD, True),
-               "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True)}
+               "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True),
+               "beam": (BeamSearch, True)}
     if name not in classes:
         raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
     from svdd_lightning.build import refinement_options, share_max_batch
@@ -181,7 +183,8 @@ def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward,
     """summary.json's content (INTERFACE.md)."""
     n = len(rewards)
     totals = {k: int(sum(b[k] for b in nfe)) for k in ("denoiser", "value", "reward")}
-    asked = {k: int(sum(b[k] for b in nfe_requested or nfe)) for k in totals}
+    asked_per_batch = [a or b for a, b in zip(nfe_requested or nfe, nfe)]  # older shards: calls made = asked
+    asked = {k: int(sum(b[k] for b in asked_per_batch)) for k in totals}
     settings = decoder.settings()
     return {
         "domain": names.get("domain"),

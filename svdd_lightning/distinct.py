@@ -7,14 +7,15 @@ particles. Decoders pass their network and reward evaluations through :func:`on_
 distinct rows (``torch.unique`` over the flattened event), evaluates those once, and indexes the results back.
 
 Same numbers as evaluating every copy: on CPU, oneDNN computes a call's rows in blocks of ``ROW_BLOCK``, and a
-row in a partial block (the last ``n % 16`` rows of a call of ``n``) is rounded differently (about 1e-6 on the
-shipped models) from the same row in a whole block. Every call made here is padded with copies of its last row
-to whole blocks, so a row's output does not depend on which other rows share its call: measured bitwise on the
-shipped DNA, RNA and molecule networks for every call size from 1 to 640 (``tests/test_distinct.py`` checks it
-on a small convolutional network). Decoding without deduplication keeps its own call shapes, so the two agree
-bitwise whenever those are whole blocks too (batches of a multiple of 16, chunks of 64 on CPU); otherwise, and on
-GPUs (whose kernels are chosen by call size), up to float rounding. Padding rows are not counted as calls; a
-``max_batch`` below 16 is rounded up to one block.
+row in a partial block (the last ``n % 16`` rows of a call of ``n``) is rounded differently (up to about 1e-6 on
+the shipped models) from the same row in a whole block. So the token models' networks (``MaskedDiffusion`` and
+``LearnedValue``) always run on inputs padded with copies of the last row to whole blocks (``in_whole_blocks``),
+with or without deduplication: a row's output then does not depend on which other rows share its call (measured
+bitwise on the shipped DNA, RNA and molecule networks for call sizes 1 to 69 and more; ``tests/test_distinct.py``
+checks it on a small convolutional network), and deduplicated decoding gives the same samples as decoding every
+copy, on any batch size. Padding rows stay inside the network (the reward never sees them) and are not counted as
+calls. GPU kernels are chosen by call size too; whether whole blocks of 16 make them call-independent is not
+measured here, so on a GPU the two agree up to float rounding.
 
 Only states that can repeat are deduplicated (``Diffusion.states_can_repeat``: token states); Gaussian states
 never coincide, and their decoders run exactly as before.
@@ -23,9 +24,7 @@ never coincide, and their decoders run exactly as before.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
-
+from dataclasses import dataclass
 import torch
 from torch import Tensor
 
@@ -38,26 +37,22 @@ def distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     return unique.view(-1, *x.shape[1:]), inverse
 
 
-def in_whole_blocks(fn: Callable[[Tensor], Any], x: Tensor, block: int = ROW_BLOCK) -> Any:
-    """``fn(x)`` with ``x`` padded by copies of its last row to a multiple of ``block`` rows, and the output cut
-    back to ``x``'s rows (a tensor, or a ValueOutput whose counts are set to ``x``'s rows)."""
-    n = x.shape[0]
+def in_whole_blocks(network: Callable[..., Tensor], *inputs: Tensor, block: int = ROW_BLOCK) -> Tensor:
+    """``network(*inputs)`` with the inputs (all with the same batch size) padded by copies of their last row to
+    a multiple of ``block`` rows, and the output cut back to the real rows."""
+    n = inputs[0].shape[0]
     pad = -n % block
     if pad == 0 or n == 0:
-        return fn(x)
-    out = fn(torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]))
-    if isinstance(out, Tensor):
-        return out[:n]
-    return replace(out, values=out.values[:n], denoised=None if out.denoised is None else out.denoised[:n],
-                   denoiser_calls=n if out.denoiser_calls else 0, value_calls=n if out.value_calls else 0,
-                   reward_calls=n if out.reward_calls else 0)
+        return network(*inputs)
+    padded = [torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in inputs]
+    return network(*padded)[:n]
 
 
 def in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, max_batch: int | None) -> Tensor:
-    """``fn`` over ``x`` in chunks of at most ``max_batch`` rows (all at once when None), each in whole blocks."""
+    """``fn`` over ``x`` in chunks of at most ``max_batch`` rows (all at once when None)."""
     if max_batch is None or x.shape[0] <= max_batch:
-        return in_whole_blocks(fn, x)
-    return torch.cat([in_whole_blocks(fn, chunk) for chunk in x.split(max_batch)])
+        return fn(x)
+    return torch.cat([fn(chunk) for chunk in x.split(max_batch)])
 
 
 @dataclass

@@ -54,8 +54,8 @@ def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         if isinstance(value, torch.Tensor):
             merged[key] = torch.cat([b[key] for b in batches])[order]
-        else:
-            merged[key] = [b[key] for b in batches]
+        else:  # None where a batch lacks it (a shard written by an older version, resumed)
+            merged[key] = [b.get(key) for b in batches]
     return merged
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from svdd_lightning import ops
+from svdd_lightning.decoders.beam import BeamSearch
 from svdd_lightning.decoders.base import DecodeOutput
 from svdd_lightning.decoders.best_of_n import BestOfN
 from svdd_lightning.decoders.pretrained import PretrainedSampler
@@ -37,10 +38,13 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=No
                      resample_fraction=0.25)
     if kind == "dps":
         return DPS(reward=reward, guidance_scale=1.0)
+    if kind == "beam":
+        return BeamSearch(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), beams=2,
+                          num_candidates=max(1, m // 2), alpha=alpha)
     raise AssertionError(kind)
 
 
-KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps"]
+KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps", "beam"]
 # Their batch members interact (the batch is a population), so a sample depends on its batch.
 POPULATION_KINDS = {"smc", "svdd_r"}
 

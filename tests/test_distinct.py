@@ -33,29 +33,34 @@ def test_padding_to_whole_blocks_makes_a_rows_output_independent_of_its_call():
     x = torch.randint(0, 5, (128, 48))
     t = torch.full((128,), 0.5)
 
-    def call(rows):
-        return net(rows, t[: rows.shape[0]])
-
     with torch.no_grad():
-        full = call(x)
+        full = net(x, t)
         unpadded_differs = False
         for n in range(1, 40):
             subset = x[torch.randperm(128)[:n]]
             reference = full[[int((x == row).all(1).nonzero()[0, 0]) for row in subset]]
-            assert torch.equal(in_whole_blocks(call, subset), reference), n
-            unpadded_differs |= not torch.equal(call(subset), reference)
+            assert torch.equal(in_whole_blocks(net, subset, t[:n]), reference), n
+            unpadded_differs |= not torch.equal(net(subset, t[:n]), reference)
     # The test can fail: without padding some partial-block calls round differently on this CPU. (Where a
     # backend has no such blocks both agree, and only the padded half is a check.)
     if not unpadded_differs:
         pytest.skip("this CPU's kernels give partial blocks the same bits: padding is not needed here")
 
 
-def test_padding_keeps_counts_of_the_real_rows():
-    value = PosteriorMeanValue(reward=gc_reward(), diffusion=tiny_masked())
-    x = torch.randint(0, 4, (5, 12))
-    out = in_whole_blocks(lambda rows: value.evaluate(value.diffusion, rows, 3), x)
-    assert out.values.shape == (5,) and out.denoised.shape[0] == 5
-    assert out.denoiser_calls == 5 and out.reward_calls == 5 and ROW_BLOCK > 5
+def test_padding_stays_inside_the_network():
+    diffusion = tiny_masked()
+    seen = {"network": [], "reward": []}
+    diffusion.network.register_forward_hook(lambda module, args, out: seen["network"].append(args[0].shape[0]))
+    gc = gc_reward()
+
+    def reward(x):
+        seen["reward"].append(x.shape[0])
+        return gc(x)
+
+    value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
+    out = value.evaluate(diffusion, torch.randint(0, 4, (5, 12)), 3)
+    assert seen == {"network": [ROW_BLOCK], "reward": [5]}
+    assert out.values.shape == (5,) and out.denoised.shape[0] == 5 and out.denoiser_calls == 5
 
 
 def decoders(diffusion, reward, dedup):

@@ -26,15 +26,9 @@ from torch import Tensor, nn
 
 from svdd_lightning.diffusion.gaussian import GaussianDiffusion, scheduler_schedule
 from svdd_lightning.ops import Generators
+from svdd_lightning.distinct import in_chunks
 
 SD_FOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-
-
-def in_chunks(fn, x: Tensor, max_batch: int | None) -> Tensor:
-    """``fn`` on all of ``x`` at once, or on chunks of at most ``max_batch`` rows (same numbers)."""
-    if max_batch is None or x.shape[0] <= max_batch:
-        return fn(x)
-    return torch.cat([fn(chunk) for chunk in x.split(max_batch)])
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.distinct import in_whole_blocks
 from svdd_lightning.diffusion.schedules import LogLinearSchedule, MaskSchedule
 from svdd_lightning.ops import Generators
 
@@ -196,7 +197,11 @@ class MaskedDiffusion(Diffusion):
         """Log-probabilities over the V data tokens with the subs parameterisation: the mask
         token has zero mass and unmasked positions are copied through."""
         t = self.as_time(t, x_t.shape[0])
-        out = self.network(x_t, t.float() / self.num_steps) if self.time_input else self.network(x_t)
+        # In whole blocks of rows, so that a row's output does not depend on the rows beside it (distinct.py).
+        if self.time_input:
+            out = in_whole_blocks(self.network, x_t, t.float() / self.num_steps)
+        else:
+            out = in_whole_blocks(self.network, x_t)
         raw = out[..., : self.vocab_size] if self.states_are_data else out.index_select(-1, self.token_ids)
         logp = F.log_softmax(raw.float(), dim=-1)
         position = x_t.clamp(max=self.vocab_size - 1) if self.states_are_data else self.index_of[x_t]

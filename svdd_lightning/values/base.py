@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from svdd_lightning.diffusion.base import Diffusion
-from svdd_lightning.distinct import Distinct, in_whole_blocks
+from svdd_lightning.distinct import Distinct
 
 
 @dataclass
@@ -70,12 +70,9 @@ def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor
     if distinct:
         unique = Distinct.of(x_t)
         if int(t) == 0:
-            values = in_whole_blocks(reward, unique.rows)
-            return ValueOutput(values=unique.scatter(values), denoised=None, denoiser_calls=0, value_calls=0,
-                               reward_calls=unique.count)
-        parts = [in_whole_blocks(lambda rows: value.evaluate(diffusion, rows, t), chunk)
-                 for chunk in unique.rows.split(max_batch or max(unique.count, 1))]
-        merged = merge_outputs(parts)
+            return ValueOutput(values=unique.scatter(reward(unique.rows)), denoised=None, denoiser_calls=0,
+                               value_calls=0, reward_calls=unique.count)
+        merged = evaluate_in_chunks(value, diffusion, unique.rows, t, max_batch)
         return replace(merged, values=unique.scatter(merged.values), denoised=unique.scatter(merged.denoised))
     if int(t) == 0:
         return ValueOutput(values=reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from svdd_lightning.distinct import in_whole_blocks
 from svdd_lightning.values.base import ValueFunction
 
 
@@ -35,7 +36,8 @@ class LearnedValue(ValueFunction):
 
     def standardized(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The network's raw output: the value in standard units of the training rewards."""
-        return self.network(as_network_input(x_t), t.float() / self.num_steps)
+        # In whole blocks of rows, so that a row's value does not depend on the rows beside it (distinct.py).
+        return in_whole_blocks(self.network, as_network_input(x_t), t.float() / self.num_steps)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         return self.target_mean + self.target_std * self.standardized(x_t, t)

@@ -1,0 +1,102 @@
+"""Value-guided beam search (as in TreeG, arXiv 2502.11420, and DSearch): SVDD with A active paths per sample.
+
+Every step, each of a sample's A paths proposes K candidates for x_{t-1} from the pre-trained model (one network
+call over the B x A paths; candidates on their own axis, B x A x K), every child is scored by the soft value (the
+posterior-mean value r(x0_hat), or a learned one), and the sample keeps A of its A x K children: the top A by
+value (``alpha = 0``), or A drawn without replacement from softmax(v / alpha) (Gumbel top-k). At the end the best
+path by reward is returned. With A = 1 it is SVDD with M = K, draw for draw (a test).
+
+Paths are flattened to (B * A); path a of sample b draws from sample b's generator after paths 0..a-1, so a sample
+still depends only on (seed, index). Calls: B x A x K objects scored per step, so A x K = M matches SVDD-PM's M.
+The chosen children's denoiser outputs (made by the posterior-mean value) are reused for the next proposals.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from svdd_lightning import ops
+from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.ops import Generators
+from svdd_lightning.rewards.base import Reward
+from svdd_lightning.values.base import ValueFunction, score_states
+
+
+class BeamSearch(Decoder):
+    name = "beam"
+
+    def __init__(self, *, reward: Reward, value: ValueFunction, beams: int = 4, num_candidates: int = 3,
+                 alpha: float = 0.0, max_batch: int | None = None, dedup: bool = True) -> None:
+        """``beams``: A active paths per sample; ``num_candidates``: K children per path and step; ``alpha``: 0
+        keeps the top A children, > 0 draws A from softmax(v / alpha) without replacement."""
+        if beams < 1:
+            raise ValueError(f"beams (active paths per sample) must be >= 1, got {beams}")
+        if num_candidates < 1:
+            raise ValueError(f"num_candidates (children per path and step) must be >= 1, got {num_candidates}")
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0 (0 = keep the top children), got {alpha}")
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+        self.reward = reward
+        self.value = value
+        self.beams = beams
+        self.num_candidates = num_candidates
+        self.alpha = alpha
+        self.max_batch = max_batch
+        self.dedup = bool(dedup)
+
+    def settings(self) -> dict:
+        return {"beams": self.beams, "num_candidates": self.num_candidates, "alpha": self.alpha,
+                "value": type(self.value).__name__, "max_batch": self.max_batch, "dedup": self.dedup}
+
+    def keep(self, values: torch.Tensor, generators: Generators) -> torch.Tensor:
+        """Indices (B, A) of the kept children among each sample's (B, C) children."""
+        if self.beams == 1:  # exactly SVDD's selection (argmax, or one Gumbel-max draw)
+            return ops.select_candidates(values, self.alpha, generators)[:, None]
+        count = min(self.beams, values.shape[1])
+        if self.alpha == 0:
+            return values.argsort(dim=1, descending=True, stable=True)[:, :count]
+        noise = ops.gumbel(generators, values.shape[1:], values.device)
+        return (values / self.alpha + noise).argsort(dim=1, descending=True, stable=True)[:, :count]
+
+    @torch.no_grad()
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+        self.check_generators(batch_size, generators)
+        calls = CallCounter()
+        distinct = self.deduplicates(diffusion)
+        a = self.beams
+        path_gens = ops.repeat_generators(generators, a)
+        x = diffusion.prior(batch_size * a, path_gens)  # (B * A, *event)
+        denoised = None
+        chosen_values: list[torch.Tensor] = []
+        values = None
+        for t in self.steps(diffusion):
+            paths = x.shape[0] // batch_size
+            k = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
+            if denoised is None:
+                denoised = self.denoise(diffusion, x, t, calls, self.max_batch)
+            gens = ops.repeat_generators(generators, paths)
+            children = diffusion.propose(x, t, k, gens, denoised=denoised)  # (B * A, K, *event)
+            event = children.shape[2:]
+            flat = children.reshape(batch_size, paths * k, *event)
+            scored = score_states(self.value, self.reward, diffusion, flat.flatten(0, 1), t - 1, self.max_batch,
+                                  distinct=distinct)
+            calls.add(scored, asked=batch_size * paths * k)
+            values = scored.values.view(batch_size, paths * k)
+            kept = self.keep(values, generators)  # (B, A')
+            x = flat.gather(1, kept.view(*kept.shape, *([1] * len(event))).expand(-1, -1, *event)).flatten(0, 1)
+            denoised = None
+            if scored.denoised is not None:
+                out = scored.denoised.view(batch_size, paths * k, *scored.denoised.shape[1:])
+                index = kept.view(*kept.shape, *([1] * (out.dim() - 2))).expand(-1, -1, *out.shape[2:])
+                denoised = out.gather(1, index).flatten(0, 1)
+            values = values.gather(1, kept)
+            chosen_values.append(values.max(dim=1).values)
+        # The last step scored the clean paths with the reward (t - 1 = 0): return each sample's best.
+        best = values.argmax(dim=1)
+        paths = x.shape[0] // batch_size
+        samples = ops.gather_candidates(x.view(batch_size, paths, *x.shape[1:]), best)
+        per_step = torch.stack(chosen_values)
+        trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
+        return self.finish(samples, values.gather(1, best[:, None]).squeeze(1), calls, trace)
