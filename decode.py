@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import hydra
@@ -26,7 +27,7 @@ from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter
 from svdd_lightning.api import decode
 from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_logger, build_reward, build_trainer
-from svdd_lightning.cli import friendly_errors, is_launcher_process, quiet_lightning
+from svdd_lightning.cli import expand_reward_list, friendly_errors, is_launcher_process, quiet_lightning
 from svdd_lightning.diffusion.latent import read_prompts
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.inpainting import start_from_seeds
@@ -150,4 +151,5 @@ if __name__ == "__main__":
 
     keep_freed_memory()  # see svdd_lightning/allocator.py: page faults were 60% of CPU decode time
     torch.set_float32_matmul_precision("high")
+    sys.argv = expand_reward_list(sys.argv)  # reward=[qed,sa]: several rewards at once
     main()

@@ -17,12 +17,49 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
-def write_samples_csv(path: Path, indices: list[int], texts: list[str], rewards: list[float]) -> None:
+def write_samples_csv(path: Path, indices: list[int], texts: list[str], rewards: list[float],
+                      components: dict[str, np.ndarray] | None = None) -> None:
+    """index, sample, reward, and ``reward_<name>`` per component of a multi-objective reward."""
+    components = components or {}
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "sample", "reward"])
-        for i, text, r in zip(indices, texts, rewards):
-            writer.writerow([i, text, f"{r:.6g}"])
+        writer.writerow(["index", "sample", "reward", *(f"reward_{name}" for name in components)])
+        for row, (i, text, r) in enumerate(zip(indices, texts, rewards)):
+            writer.writerow([i, text, f"{r:.6g}", *(f"{float(v[row]):.6g}" for v in components.values())])
+
+
+def plot_pareto(path: Path, components: dict[str, np.ndarray], *, decoder_name: str) -> None:
+    """The first two components of a multi-objective run against each other, the non-dominated samples (the
+    Pareto front, both maximised) joined, and the medians marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (name_x, xs), (name_y, ys) = list(components.items())[:2]
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.scatter(xs, ys, s=12, alpha=0.6, label=decoder_name)
+    front = pareto_front(xs, ys)
+    ax.plot(xs[front], ys[front], "r-", lw=1.2, label="Pareto front")
+    ax.plot([np.median(xs)], [np.median(ys)], "k*", ms=12, label=f"{decoder_name} median")
+    ax.set_xlabel(name_x)
+    ax.set_ylabel(name_y)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def pareto_front(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both coordinates (ties kept), sorted by x."""
+    order = np.lexsort((-ys, -xs))  # x descending, then y descending
+    front, best_y = [], -np.inf
+    for i in order:
+        if ys[i] > best_y:
+            front.append(i)
+            best_y = ys[i]
+    return np.array(sorted(front, key=lambda i: xs[i]), dtype=int)
 
 
 def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, decoder_name: str,
@@ -58,7 +95,8 @@ def write_decode_outputs(output_dir: Path, *, result: Any, domain: Any, reward_u
     summary = result.summary
     rewards = result.rewards.tolist()
     write_summary(output_dir / "summary.json", summary)
-    write_samples_csv(output_dir / "samples.csv", result.indices, result.texts, rewards)
+    components = getattr(result, "components", None)
+    write_samples_csv(output_dir / "samples.csv", result.indices, result.texts, rewards, components)
     native = domain.write_native(output_dir, samples=result.samples, texts=result.texts, rewards=rewards,
                                  indices=result.indices)
     reward_name = summary["reward"]
@@ -67,4 +105,8 @@ def write_decode_outputs(output_dir: Path, *, result: Any, domain: Any, reward_u
                           else reward_name, decoder_name=summary["decoder"], reference=reference)
     pictures = domain.draw_media(output_dir, samples=result.samples, texts=result.texts, rewards=rewards,
                                  reward_name=reward_name, decoder_name=summary["decoder"])
-    return [*native, histogram, *pictures]
+    extra = []
+    if components is not None and len(components) >= 2:
+        extra.append(output_dir / "pareto.png")
+        plot_pareto(extra[0], components, decoder_name=summary["decoder"])
+    return [*native, histogram, *pictures, *extra]

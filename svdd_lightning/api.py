@@ -40,6 +40,8 @@ class DecodeResult:
     texts: list[str]
     summary: dict[str, Any]
     traces: list[dict[str, list[float]]] = field(default_factory=list)
+    # Several rewards at once (rewards/multi.py): each component's reward of every sample.
+    components: dict[str, np.ndarray] | None = None
 
 
 def reward_stats(rewards: np.ndarray) -> dict[str, float]:
@@ -167,8 +169,22 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         per_round = merged["round_rewards"].numpy()
         summary["refine"] = {"rounds": int(per_round.shape[1] - 1), "median_per_round": np.median(per_round, 0).tolist(),
                              "mean_per_round": per_round.mean(0).tolist()}
+    components = component_rewards(guard, merged["samples"])
+    if components is not None:
+        summary["components"] = {name: reward_stats(values) for name, values in components.items()}
     return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,
-                        traces=list(merged.get("trace", [])))
+                        traces=list(merged.get("trace", [])), components=components)
+
+
+def component_rewards(reward: Any, samples: torch.Tensor) -> dict[str, np.ndarray] | None:
+    """Each component's reward of the samples (data) when the reward combines several (rewards/multi.py)."""
+    inner = getattr(reward, "inner", reward)  # the guard's reward
+    if not hasattr(inner, "component_values"):
+        return None
+    device = next((b.device for b in inner.buffers()), samples.device)
+    with torch.no_grad():
+        values = inner.component_values(samples.to(device))
+    return {name: v.detach().float().cpu().numpy() for name, v in values.items()}
 
 
 def cache_stats(reward: Any) -> dict | None:

@@ -62,6 +62,8 @@ def build_reward(cfg: DictConfig, domain: Any) -> Any:
     belong to the domain."""
     from svdd_lightning.rewards.build import reward_from_config
 
+    if str(cfg.reward.get("_target_", "")) == MULTI_REWARD:
+        return build_multi_reward(cfg, domain)
     reward = reward_from_config(cfg.reward, domain=domain)
     name = getattr(reward, "name", type(reward).__name__)
     target = str(cfg.reward.get("_target_", ""))
@@ -71,6 +73,37 @@ def build_reward(cfg: DictConfig, domain: Any) -> Any:
                           f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
                           f"class or function with reward._target_=module.name.")
     return reward
+
+
+MULTI_REWARD = "svdd_lightning.rewards.multi.MultiReward"
+
+
+def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
+    """``reward=[qed,sa]`` / ``reward=multi reward.components=[...]``: each component from its own config
+    (configs/reward/NAME.yaml), checked against the domain like a single reward, scaled by the domain's
+    reward_scale for it (1 where it has none)."""
+    from svdd_lightning.paths import resolve_path
+    from svdd_lightning.rewards.multi import MultiReward
+
+    names = [str(n) for n in (cfg.reward.get("components") or [])]
+    if len(names) < 2:
+        raise ConfigError(f"reward.components={names}: name two or more rewards of domain '{cfg.domain.name}', e.g. "
+                          f"reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
+    components = {}
+    for name in names:
+        path = resolve_path(Path("configs") / "reward" / f"{name}.yaml")
+        if name not in cfg.domain.rewards or not path.is_file():
+            raise ConfigError(f"reward component '{name}' is not a reward of domain '{cfg.domain.name}'; use some of "
+                              f"{', '.join(cfg.domain.rewards)}.")
+        node = OmegaConf.load(path)
+        components[name] = build_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
+    scales = cfg.domain.get("reward_scale") or {}
+    try:
+        return MultiReward(components=components, weights=cfg.reward.get("weights"),
+                           scales=[float(scales.get(n, 1.0)) for n in names], combine=cfg.reward.get("combine", "sum"),
+                           alpha=float(cfg.reward.get("alpha", 1.0)))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}") from None
 
 
 def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:

@@ -47,7 +47,7 @@ def test_every_decoder_composes_and_instantiates(decoder):
 
 REWARD_DOMAIN = {"qed": "molecule", "sa": "molecule", "logp": "molecule", "mfe": "rna", "compressibility": "image",
                  "digit": "image", "oracle": "image", "aesthetic": "latent_image",
-                 "hydrophobicity": "antibody", "instability": "antibody", "net_charge": "antibody"}
+                 "hydrophobicity": "antibody", "instability": "antibody", "net_charge": "antibody", "multi": "molecule"}
 
 
 @pytest.fixture(scope="module")
