@@ -16,6 +16,7 @@ oracle:   a reward model on labelled data (regression on one label column, or cl
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -30,7 +31,7 @@ from datamodules.rollouts import RolloutDataModule
 from svdd_lightning.build import build_diffusion, build_domain, build_reward, split_checkpoint
 from svdd_lightning.checkpoints import load_state, load_tensors_only, reward_identity
 from svdd_lightning.diffusion.gaussian import save_pipeline
-from svdd_lightning.cli import friendly_errors, quiet_lightning, save_config, writable_output_dir
+from svdd_lightning.cli import expand_reward_list, friendly_errors, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
@@ -148,4 +149,5 @@ if __name__ == "__main__":
     from svdd_lightning.allocator import keep_freed_memory
 
     keep_freed_memory()  # see svdd_lightning/allocator.py: page faults were 60% of CPU decode time
+    sys.argv = expand_reward_list(sys.argv)  # reward=[qed,sa]: a value for several rewards at once
     main()
