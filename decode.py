@@ -1,6 +1,6 @@
 """Decode high-reward samples from a pre-trained diffusion model (SVDD and baselines).
 
-    python decode.py [domain=dna] [reward=NAME] [decoder=svdd_pm|svdd_mc|best_of_n|pretrained|smc|svdd_r|dps]
+    python decode.py [domain=dna] [reward=NAME|[A,B]] [decoder=svdd_pm|svdd_mc|best_of_n|pretrained|smc|svdd_r|dps|beam]
                      [num_samples=N] [batch_size=B] [seed=S] [steps=T] [decoder.num_candidates=M]
                      [decoder.alpha=A] [output_dir=DIR] [logger=wandb|csv|none] [trainer.devices=K]
 
