@@ -11,7 +11,7 @@ path (in-process, one composed Hydra config per run, ``logger=none``) and writes
 - ``benchmark.json``: ``rows``, one per (domain, reward, decoder) at the mode's M, with median and
   q90 and their 95% bootstrap intervals (``median_ci``, ``q90_ci``: scipy.stats.bootstrap,
   percentile method, 2,000 resamples, a fixed seed), ``calls_per_sample`` {denoiser, value,
-  reward, total} (calls made), ``requested_calls_per_sample`` (asked for, before deduplication), ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
+  reward, total} (asked for: the budget), ``made_calls_per_sample`` (sent, after deduplication), ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
   metrics; ``scaling``, the same per (domain, reward, decoder, budget) for budgets 1, 2, 4, 8,
   16 (quick mode: 1, 2, 4) passed as ``decoder.num_candidates``; ``checks``, the interval-aware
   ordering checks. Runs that cannot be made (no SVDD-MC value shipped for that reward) are rows
@@ -45,7 +45,7 @@ from svdd_lightning.atomic import atomic_path, atomic_write_text
 from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
 
 REPO = Path(__file__).resolve().parent
-DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r"]
+DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam"]
 # One draw per step (they take no decoder.num_candidates): one point (budget 1) in the scaling comparison.
 SINGLE_POINT = ("pretrained", "dps")
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
@@ -56,7 +56,8 @@ ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("mole
 HEADLINE_NATURALNESS = {"dna": ("kmer3_correlation", "unique_fraction"), "rna": ("kmer3_correlation", "unique_fraction"),
                         "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance")}
 COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
-           "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange"}
+           "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange",
+           "beam": "tab:cyan"}
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,10 @@ def per_sample_costs(summary: dict) -> dict:
         calls["total"] = sum(calls.get(k, 0.0) for k in ("denoiser", "value", "reward"))
     n = summary["num_samples"]
     per_sample = summary.get("wall_seconds_per_sample")
-    # Calls made (what the run paid; deduplication sends each distinct candidate once) and, where recorded, the
-    # calls the algorithm asked for (its nominal budget, the same with or without deduplication).
+    # The calls the algorithm asked for (its budget, the same with or without deduplication: what methods are
+    # matched and plotted by) and the calls made (deduplication sends each distinct candidate once).
     asked = {k: float(v) for k, v in (summary.get("nfe_requested_per_sample") or calls).items() if k != "total"}
-    return {"calls_per_sample": calls,
-            "requested_calls_per_sample": {**asked, "total": sum(asked.values())},
+    return {"calls_per_sample": {**asked, "total": sum(asked.values())}, "made_calls_per_sample": calls,
             "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
 
 
@@ -157,6 +157,23 @@ def failed(row: dict, exc: BaseException, run_dir: Path) -> dict:
             "failed": True}
 
 
+def beam_shape(budget: int) -> tuple[int, int]:
+    """(A paths, K children) of beam search at budget M with A x K = M (SVDD-PM's candidates per step): A = 4 where
+    4 divides M and leaves K >= 2, else the divisor nearest 4 that does (M = 10: 5 x 2; M = 4: 2 x 2; M = 2: 1 x 2,
+    which is SVDD). K = 1 would keep every child: Best-of-A, no search."""
+    divisors = [a for a in range(1, budget + 1) if budget % a == 0 and (budget // a >= 2 or budget == 1)]
+    paths = min(divisors, key=lambda a: (abs(a - 4), -a))
+    return paths, budget // paths
+
+
+def budget_options(decoder: str, budget: int) -> list[str]:
+    """decode.py options that spend ``budget`` candidates per step and sample."""
+    if decoder == "beam":
+        paths, children = beam_shape(budget)
+        return [f"decoder.beams={paths}", f"decoder.num_candidates={children}"]
+    return [f"decoder.num_candidates={budget}"]
+
+
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
             seed: int, run_dir: Path) -> dict:
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
@@ -167,7 +184,7 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
 
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
                  f"batch_size={batch_size}", f"seed={seed}",
-                 *([] if decoder in SINGLE_POINT else [f"decoder.num_candidates={num_candidates}"]),
+                 *([] if decoder in SINGLE_POINT else budget_options(decoder, num_candidates)),
                  f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false", "overwrite=true"]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
            "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
