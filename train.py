@@ -62,6 +62,15 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
     return path
 
 
+def soft_alpha(cfg: DictConfig, reward_name: str) -> float | None:
+    """value_training.soft_alpha, or the domain's reward scale of this reward (about one standard deviation of
+    pre-trained rewards) when it is null."""
+    alpha = cfg.value_training.get("soft_alpha")
+    if alpha is None:
+        alpha = (cfg.domain.get("reward_scale") or {}).get(reward_name)
+    return None if alpha is None else float(alpha)
+
+
 def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
     domain = build_domain(cfg)
@@ -81,7 +90,8 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     reward_name = HydraConfig.get().runtime.choices.get("reward", "custom")
     module = ValueRegressionModule(value=instantiate(split_checkpoint(cfg.value)[0]), domain=cfg.domain.name,
                                    reward_name=reward_name, lr=vt.lr, weight_decay=vt.weight_decay,
-                                   reward_config=reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)))
+                                   reward_config=reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
+                                   target=vt.get("target", "mean"), soft_alpha=soft_alpha(cfg, reward_name))
     if vt.renoise and not diffusion.renoise_is_exact:
         raise ConfigError("value_training.renoise=true is exact only for masked diffusion (tokens are revealed "
                           "independently of their content); use it with a masked (token) domain.")
