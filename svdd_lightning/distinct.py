@@ -3,8 +3,9 @@
 Masked diffusion makes many identical objects: at a step from t to t - 1 a candidate reveals nothing with
 probability about exp(-L / T) (0.69 for molecules, L = 48, T = 128), so most of SVDD's M candidates of a sample
 equal x_t and each other; Best-of-N and SMC chains start identical (all masks) and SMC's resampling copies
-particles. Decoders pass their network and reward evaluations through :func:`on_distinct`, which finds the
-distinct rows (``torch.unique`` over the flattened event), evaluates those once, and indexes the results back.
+particles. Decoders pass their network and reward evaluations through :class:`Distinct` (``score_states(...,
+distinct=True)``, ``denoise_distinct``), which finds the distinct rows (``torch.unique`` over the flattened event),
+evaluates those once, and indexes the results back.
 
 Same numbers as evaluating every copy: on CPU, oneDNN computes a call's rows in blocks of ``ROW_BLOCK``, and a
 row in a partial block (the last ``n % 16`` rows of a call of ``n``) is rounded differently (up to about 1e-6 on
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 

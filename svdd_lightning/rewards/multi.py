@@ -63,10 +63,6 @@ class MultiReward(Reward):
             return sum(w * v / s for w, s, v in zip(self.weights, self.scales, values.values()))
         return torch.exp(sum(w * v for w, v in zip(self.weights, values.values())) / self.alpha)
 
-    def settings(self) -> dict:
-        return {"components": list(self.components), "weights": self.weights, "scales": self.scales,
-                "combine": self.combine, "alpha": self.alpha}
-
     def close(self) -> None:
         for reward in self.components.values():
             getattr(reward, "close", lambda: None)()

@@ -69,11 +69,8 @@ def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor
     states really scored."""
     if distinct:
         unique = Distinct.of(x_t)
-        if int(t) == 0:
-            return ValueOutput(values=unique.scatter(reward(unique.rows)), denoised=None, denoiser_calls=0,
-                               value_calls=0, reward_calls=unique.count)
-        merged = evaluate_in_chunks(value, diffusion, unique.rows, t, max_batch)
-        return replace(merged, values=unique.scatter(merged.values), denoised=unique.scatter(merged.denoised))
+        scored = score_states(value, reward, diffusion, unique.rows, t, max_batch)
+        return replace(scored, values=unique.scatter(scored.values), denoised=unique.scatter(scored.denoised))
     if int(t) == 0:
         return ValueOutput(values=reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
                            reward_calls=x_t.shape[0])
