@@ -78,32 +78,98 @@ def build_reward(cfg: DictConfig, domain: Any) -> Any:
 MULTI_REWARD = "svdd_lightning.rewards.multi.MultiReward"
 
 
-def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
-    """``reward=[qed,sa]`` / ``reward=multi reward.components=[...]``: each component from its own config
-    (configs/reward/NAME.yaml), checked against the domain like a single reward, scaled by the domain's
-    reward_scale for it (1 where it has none)."""
+def multi_reward_components(cfg: DictConfig) -> dict[str, DictConfig]:
+    """{name: reward config} of ``reward.components``: a reward of the domain by name (configs/reward/NAME.yaml),
+    or a plain function by its import path (``reward=[qed,my_module.my_score]``: reward=function's options,
+    named after the function)."""
     from svdd_lightning.paths import resolve_path
-    from svdd_lightning.rewards.multi import MultiReward
 
     names = [str(n) for n in (cfg.reward.get("components") or [])]
     if len(names) < 2:
         raise ConfigError(f"reward.components={names}: name two or more rewards of domain '{cfg.domain.name}', e.g. "
                           f"reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
-    components = {}
+    nodes = {}
     for name in names:
-        path = resolve_path(Path("configs") / "reward" / f"{name}.yaml")
-        if name not in cfg.domain.rewards or not path.is_file():
-            raise ConfigError(f"reward component '{name}' is not a reward of domain '{cfg.domain.name}'; use some of "
-                              f"{', '.join(cfg.domain.rewards)}.")
-        node = OmegaConf.load(path)
-        components[name] = build_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
+        if "." in name:
+            node = OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml"))
+            node._target_ = name
+            name = name.rsplit(".", 1)[1]
+        else:
+            path = resolve_path(Path("configs") / "reward" / f"{name}.yaml")
+            if name not in cfg.domain.rewards or not path.is_file():
+                raise ConfigError(f"reward component '{name}' is not a reward of domain '{cfg.domain.name}'; use some "
+                                  f"of {', '.join(cfg.domain.rewards)}, or a function by its import path "
+                                  f"(my_module.my_score).")
+            node = OmegaConf.load(path)
+        if name in nodes:
+            raise ConfigError(f"reward.components names '{name}' twice; give each component once.")
+        nodes[name] = node
+    return nodes
+
+
+def multi_reward_scales(cfg: DictConfig, names: list[str]) -> list[float]:
+    """reward.scales when given, else the domain's reward_scale per component (1 where it has none)."""
+    given = cfg.reward.get("scales")
+    if given is not None:
+        if len(given) != len(names):
+            raise ConfigError(f"reward.scales={list(given)} needs one scale per component ({', '.join(names)}).")
+        return [float(s) for s in given]
     scales = cfg.domain.get("reward_scale") or {}
+    return [float(scales.get(n, 1.0)) for n in names]
+
+
+def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
+    """``reward=[qed,sa]`` / ``reward=multi reward.components=[...]``: each component from its own config, checked
+    against the domain like a single reward, scaled by reward.scales or the domain's reward_scale for it."""
+    from svdd_lightning.rewards.multi import MultiReward
+
+    nodes = multi_reward_components(cfg)
+    components = {name: build_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
+                  for name, node in nodes.items()}
     try:
         return MultiReward(components=components, weights=cfg.reward.get("weights"),
-                           scales=[float(scales.get(n, 1.0)) for n in names], combine=cfg.reward.get("combine", "sum"),
+                           scales=multi_reward_scales(cfg, list(nodes)), combine=cfg.reward.get("combine", "sum"),
                            alpha=float(cfg.reward.get("alpha", 1.0)))
     except ValueError as exc:
         raise ConfigError(f"{exc}") from None
+
+
+def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
+    """{component: value checkpoint} when a multi reward's learned value is to be assembled from one shipped value
+    per component (values/multi.py): value.checkpoint is left at its default, which no file holds; else None."""
+    from svdd_lightning.paths import resolve_path
+
+    if str(cfg.reward.get("_target_", "")) != MULTI_REWARD or not cfg.value.get("checkpoint"):
+        return None
+    default = f"checkpoints/{cfg.domain.name}/value_multi.ckpt"
+    if str(cfg.value.checkpoint) != default or resolve_path(default).is_file():
+        return None
+    paths = {name: f"checkpoints/{cfg.domain.name}/value_{name}.ckpt" for name in multi_reward_components(cfg)}
+    missing = [name for name, path in paths.items() if not resolve_path(path).is_file()]
+    if missing:
+        decoder = HydraConfig.get().runtime.choices.get("decoder") if HydraConfig.initialized() else None
+        raise ConfigError(f"decoder={decoder or cfg.decoder._target_.rsplit('.', 1)[1]} needs a learned value of the "
+                          f"combined reward: either one per component ({', '.join(paths.values())}; missing for "
+                          f"{', '.join(missing)}: `python train.py stage=value domain={cfg.domain.name} "
+                          f"reward={missing[0]}`, copied there), or one trained on the "
+                          f"combination (`python train.py stage=value reward=[{','.join(paths)}]`, then "
+                          f"value.checkpoint=PATH); or use decoder=svdd_pm, which needs no trained value.")
+    return paths
+
+
+def build_multi_value(cfg: DictConfig, checkpoints: dict[str, str], reward: Any, **kwargs: Any) -> Any:
+    """One learned value per component (each checked against its own reward), combined as the reward is."""
+    from svdd_lightning.values.multi import MultiValue
+
+    nodes = multi_reward_components(cfg)
+    components = {}
+    for name, path in checkpoints.items():
+        check_value_reward(path, OmegaConf.to_container(nodes[name], resolve=True))
+        node = OmegaConf.merge(cfg.value, {"checkpoint": path})
+        components[name] = build_with_checkpoint(node, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
+    combined = getattr(reward, "inner", reward)  # the MultiReward inside the NaN/raise guard (rewards/guard.py)
+    return MultiValue(components=components, weights=combined.weights, scales=combined.scales,
+                      combine=combined.combine, alpha=combined.alpha)
 
 
 def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
@@ -115,6 +181,9 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
                           f"and value.checkpoint= (train.py stage=value), or use a decoder that needs no learned value "
                           f"(svdd_pm, best_of_n, smc, svdd_r, or dps with a differentiable reward).")
     kwargs = {name: obj for name, obj in (("reward", reward), ("diffusion", diffusion)) if accepts(target, name)}
+    component_checkpoints = multi_value_checkpoints(cfg)
+    if component_checkpoints:
+        return build_multi_value(cfg, component_checkpoints, reward, **kwargs)
     if cfg.value.get("checkpoint"):
         check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
     return build_with_checkpoint(cfg.value, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)

@@ -16,6 +16,7 @@ from svdd_lightning.cli import expand_reward_list
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.rewards.multi import MultiReward
+from svdd_lightning.values.base import ValueFunction
 from tests.helpers import run
 from tests.test_configs import compose_decode
 
@@ -68,6 +69,81 @@ def test_multi_config_builds_components_scaled_by_the_domain():
     bad = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,mfe]")
     with pytest.raises(ConfigError, match="mfe"):
         build_reward(bad, build_domain(bad))
+
+
+def test_a_plain_function_is_a_component_by_its_import_path():
+    from svdd_lightning.build import build_domain, build_reward
+
+    cfg = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,tests.user_reward.nitrogen_count]",
+                         "reward.scales=[0.2,3]")
+    reward = build_reward(cfg, build_domain(cfg))
+    assert list(reward.components) == ["qed", "nitrogen_count"] and reward.scales == [0.2, 3.0]
+    tokens = build_domain(cfg).from_objects(["CCN", "CNCN"])
+    assert reward.component_values(tokens)["nitrogen_count"].tolist() == [1.0, 2.0]
+    bad = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,sa]", "reward.scales=[1]")
+    with pytest.raises(ConfigError, match="scales"):
+        build_reward(bad, build_domain(bad))
+
+
+class ColumnValue(ValueFunction):
+    gradient_in_state = True
+
+    def __init__(self, column: int) -> None:
+        super().__init__()
+        self.column = column
+
+    def forward(self, x_t, t):
+        return x_t[:, self.column].float()
+
+
+def test_multi_value_is_the_combination_of_its_components_and_counts_each_network():
+    from svdd_lightning.values.multi import MultiValue
+
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.0, 0.5]])
+    value = MultiValue(components={"a": ColumnValue(0), "b": ColumnValue(1)}, weights=[1.0, 2.0], scales=[0.5, 4.0])
+    torch.testing.assert_close(value(x, torch.zeros(3)), x[:, 0] / 0.5 + 2 * x[:, 1] / 4.0)
+    diffusion = SimpleNamespace(as_time=lambda t, batch: torch.full((batch,), t))
+    out = value.evaluate(diffusion, x, 5)
+    assert out.value_calls == 6 and value.gradient_in_state  # two networks per object
+    product = MultiValue(components={"a": ColumnValue(0), "b": ColumnValue(1)}, weights=[1.0, 1.0], scales=[1.0, 1.0],
+                         combine="product", alpha=2.0)
+    torch.testing.assert_close(product(x, torch.zeros(3)), torch.exp((x[:, 0] + x[:, 1]) / 2.0))
+
+
+def decoder_and_value(cfg):
+    """What decode.py builds for a composed config: (decoder, value)."""
+    from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_reward
+
+    domain = build_domain(cfg)
+    return build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
+
+
+def test_svdd_mc_on_two_rewards_combines_the_shipped_component_values():
+    from svdd_lightning.values.learned import LearnedValue
+    from svdd_lightning.values.multi import MultiValue
+
+    cfg = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,sa]", "reward.weights=[1,0.5]",
+                         "decoder=svdd_mc")
+    decoder, value = decoder_and_value(cfg)
+    assert isinstance(value, MultiValue) and all(isinstance(v, LearnedValue) for v in value.components.values())
+    singles = {}
+    for name in ("qed", "sa"):
+        one = compose_decode("domain=molecule", f"reward={name}", "decoder=svdd_mc")
+        singles[name] = decoder_and_value(one)[1]
+    x = torch.randint(0, 26, (4, cfg.domain.seq_len))
+    t = torch.full((4,), 40)
+    expected = singles["qed"](x, t) / 0.2 + 0.5 * singles["sa"](x, t) / 0.1
+    torch.testing.assert_close(value(x, t), expected)
+    # The DPS decoder follows the combined value's gradient.
+    dps = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,sa]", "decoder=dps")
+    decoder, _ = decoder_and_value(dps)
+    assert decoder.settings()["guided_by"].startswith("learned SVDD-MC value")
+
+
+def test_a_component_without_a_shipped_value_names_the_value_to_train():
+    cfg = compose_decode("domain=rna", "reward=multi", "reward.components=[mfe,gc]", "decoder=svdd_mc")
+    with pytest.raises(ConfigError, match="value_gc.ckpt.*stage=value domain=rna reward=gc"):
+        decoder_and_value(cfg)
 
 
 def test_pareto_front_keeps_the_non_dominated_points():

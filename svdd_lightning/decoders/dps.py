@@ -29,7 +29,6 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction
-from svdd_lightning.values.learned import LearnedValue
 
 GUIDES = {"reward": "reward gradient through x0-hat (DPS)",
           "value": "learned SVDD-MC value gradient (classifier guidance; the reward is not differentiable)"}
@@ -51,7 +50,7 @@ class DPS(Decoder):
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if getattr(reward, "is_differentiable", False):
             self.guide = "reward"
-        elif isinstance(value, LearnedValue):
+        elif getattr(value, "gradient_in_state", False):
             self.guide = "value"
         else:
             raise ValueError(
@@ -117,7 +116,7 @@ class DPS(Decoder):
             if self.guide == "reward":
                 calls.reward += batch_size
             else:
-                calls.value += batch_size
+                calls.value += batch_size * self.value.networks_per_object
         rewards = self.reward(x)
         calls.reward += batch_size
         return self.finish(x, rewards, calls)

@@ -27,13 +27,19 @@ class ValueOutput:
 
 
 class ValueFunction(nn.Module):
+    # Whether forward is differentiable in x_t (DPS can follow it): learned values are, the posterior mean is not.
+    gradient_in_state: bool = False
+    # Value-network calls one object costs (a MultiValue runs one network per component).
+    networks_per_object: int = 1
+
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def evaluate(self, diffusion: Diffusion, x_t: Tensor, t: int) -> ValueOutput:
         batch = x_t.shape[0]
         values = self(x_t, diffusion.as_time(t, batch))
-        return ValueOutput(values=values, denoised=None, denoiser_calls=0, value_calls=batch, reward_calls=0)
+        return ValueOutput(values=values, denoised=None, denoiser_calls=0,
+                           value_calls=batch * self.networks_per_object, reward_calls=0)
 
 
 def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, t: int,

@@ -23,6 +23,8 @@ def as_network_input(x_t: Tensor) -> Tensor:
 
 
 class LearnedValue(ValueFunction):
+    gradient_in_state = True
+
     def __init__(self, *, network: nn.Module, num_steps: int) -> None:
         super().__init__()
         self.network = network
