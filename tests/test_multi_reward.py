@@ -177,3 +177,27 @@ def test_decode_with_two_rewards_end_to_end(tmp_path):
     assert summary["reward"] == "qed+sa" and set(summary["components"]) == {"qed", "sa"}
     rows = list(csv.DictReader(open(out / "samples.csv")))
     assert {"reward_qed", "reward_sa"} <= set(rows[0]) and (out / "pareto.png").is_file()
+
+
+def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
+    """benchmarks/pareto.py on two finished runs (it does not run them again): table, JSON and plot."""
+    from benchmarks import pareto
+
+    rng = np.random.default_rng(0)
+    for decoder, shift in (("pretrained", 0.0), ("svdd_pm", 0.3)):
+        folder = tmp_path / decoder
+        folder.mkdir()
+        qed, sa = rng.uniform(0, 0.6, 20) + shift, rng.uniform(0, 0.6, 20) + shift
+        lines = ["index,sample,reward,reward_qed,reward_sa"]
+        lines += [f"{i},C,{q + s},{q},{s}" for i, (q, s) in enumerate(zip(qed, sa))]
+        (folder / "samples.csv").write_text("\n".join(lines) + "\n")
+        (folder / "summary.json").write_text(json.dumps({"wall_seconds": 1.5, "calls_per_sample": {"total": 80.0},
+                                                         "nfe_requested_per_sample": {"total": 100.0}}))
+    assert pareto.main(["--decoders", "pretrained", "svdd_pm", "--num_samples", "20",
+                        "--output_dir", str(tmp_path)]) == 0
+    rows = {r["decoder"]: r for r in json.loads((tmp_path / "pareto.json").read_text())["rows"]}
+    steered = rows["svdd_pm"]
+    lo, hi = steered["qed"]["median_ci95"]
+    assert lo <= steered["qed"]["median"] <= hi and steered["qed"]["median"] > rows["pretrained"]["qed"]["median"]
+    assert steered["beats_pretrained_median_on_both"] > rows["pretrained"]["beats_pretrained_median_on_both"]
+    assert "| svdd_pm |" in (tmp_path / "pareto.md").read_text() and (tmp_path / "pareto.png").stat().st_size > 1000
