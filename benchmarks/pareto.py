@@ -74,9 +74,12 @@ def summarise(runs: dict[str, dict[str, np.ndarray]], summaries: dict[str, dict]
     rows = []
     for decoder, values in runs.items():
         summary = summaries[decoder]
+        asked = summary.get("nfe_requested_per_sample") or {}
+        naturalness = summary.get("naturalness") or {}
         row = {"decoder": decoder, "num_samples": int(len(values[a])),
-               "calls_per_sample": summary.get("nfe_requested_per_sample", {}).get("total"),
-               "made_calls_per_sample": summary.get("calls_per_sample", {}).get("total"),
+               "calls_per_sample": sum(asked.values()) if asked else None,
+               "made_calls_per_sample": (summary.get("calls_per_sample") or {}).get("total"),
+               "unique": naturalness.get("uniqueness", naturalness.get("unique_fraction")),
                "wall_seconds": summary.get("wall_seconds")}
         for name in names:
             row[name] = {"median": float(np.median(values[name])), "median_ci95": bootstrap_ci(values[name])}
@@ -113,7 +116,7 @@ def plot(path: Path, runs: dict[str, dict[str, np.ndarray]], names: list[str], t
 
 def table(rows: list[dict], names: list[str]) -> list[str]:
     head = ["decoder", *[f"{n} median [95%]" for n in names], "beats pre-trained median on both",
-            "calls / sample (asked, made)", "wall s"]
+            "unique", "calls / sample (asked, made)", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["decoder"]]
@@ -122,6 +125,7 @@ def table(rows: list[dict], names: list[str]) -> list[str]:
             cells.append(f"{row[n]['median']:.3f} [{lo:.3f}, {hi:.3f}]")
         share = row["beats_pretrained_median_on_both"]
         cells.append("" if share is None else f"{share:.2f}")
+        cells.append("" if row["unique"] is None else f"{row['unique']:.2f}")
         asked, made = row["calls_per_sample"], row["made_calls_per_sample"]
         cells.append(f"{asked:,.0f}, {made:,.0f}" if asked is not None and made is not None else "")
         cells.append("" if row["wall_seconds"] is None else f"{row['wall_seconds']:.1f}")

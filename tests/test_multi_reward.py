@@ -105,6 +105,11 @@ def test_multi_value_is_the_combination_of_its_components_and_counts_each_networ
     diffusion = SimpleNamespace(as_time=lambda t, batch: torch.full((batch,), t))
     out = value.evaluate(diffusion, x, 5)
     assert out.value_calls == 6 and value.gradient_in_state  # two networks per object
+    from svdd_lightning.decoders.base import CallCounter
+
+    calls = CallCounter()
+    calls.add(out, asked=5)  # 3 distinct of 5 asked-for states: 6 network calls made, 10 asked for
+    assert calls.value == 6 and calls.requested()["value"] == 10
     product = MultiValue(components={"a": ColumnValue(0), "b": ColumnValue(1)}, weights=[1.0, 1.0], scales=[1.0, 1.0],
                          combine="product", alpha=2.0)
     torch.testing.assert_close(product(x, torch.zeros(3)), torch.exp((x[:, 0] + x[:, 1]) / 2.0))
@@ -192,7 +197,8 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
         lines += [f"{i},C,{q + s},{q},{s}" for i, (q, s) in enumerate(zip(qed, sa))]
         (folder / "samples.csv").write_text("\n".join(lines) + "\n")
         (folder / "summary.json").write_text(json.dumps({"wall_seconds": 1.5, "calls_per_sample": {"total": 80.0},
-                                                         "nfe_requested_per_sample": {"total": 100.0}}))
+                                                         "nfe_requested_per_sample": {"denoiser": 60.0, "reward": 40.0},
+                                                         "naturalness": {"uniqueness": 1.0}}))
     assert pareto.main(["--decoders", "pretrained", "svdd_pm", "--num_samples", "20",
                         "--output_dir", str(tmp_path)]) == 0
     rows = {r["decoder"]: r for r in json.loads((tmp_path / "pareto.json").read_text())["rows"]}
@@ -200,4 +206,5 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
     lo, hi = steered["qed"]["median_ci95"]
     assert lo <= steered["qed"]["median"] <= hi and steered["qed"]["median"] > rows["pretrained"]["qed"]["median"]
     assert steered["beats_pretrained_median_on_both"] > rows["pretrained"]["beats_pretrained_median_on_both"]
+    assert steered["calls_per_sample"] == 100.0 and steered["made_calls_per_sample"] == 80.0
     assert "| svdd_pm |" in (tmp_path / "pareto.md").read_text() and (tmp_path / "pareto.png").stat().st_size > 1000

@@ -42,11 +42,13 @@ class CallCounter:
         return {kind: getattr(self, kind) + self.saved[kind] for kind in KINDS}
 
     def add(self, scored, asked: int) -> None:
-        """Count a ValueOutput made for ``asked`` objects (each kind it called was asked for all of them)."""
+        """Count a ValueOutput made for ``asked`` objects (each kind it called was asked for all of them, the
+        value once per value network: ``value_networks``)."""
         for kind in KINDS:
             made = getattr(scored, f"{kind}_calls")
             setattr(self, kind, getattr(self, kind) + made)
-            self.saved[kind] += asked - made if made else 0
+            per_object = getattr(scored, "value_networks", 1) if kind == "value" else 1
+            self.saved[kind] += asked * per_object - made if made else 0
 
     def add_denoiser(self, made: int, asked: int) -> None:
         self.denoiser += made

@@ -24,6 +24,8 @@ class ValueOutput:
     denoiser_calls: int
     value_calls: int
     reward_calls: int
+    # Value-network calls per object scored (a MultiValue's components): what one asked-for object costs.
+    value_networks: int = 1
 
 
 class ValueFunction(nn.Module):
@@ -39,7 +41,8 @@ class ValueFunction(nn.Module):
         batch = x_t.shape[0]
         values = self(x_t, diffusion.as_time(t, batch))
         return ValueOutput(values=values, denoised=None, denoiser_calls=0,
-                           value_calls=batch * self.networks_per_object, reward_calls=0)
+                           value_calls=batch * self.networks_per_object, reward_calls=0,
+                           value_networks=self.networks_per_object)
 
 
 def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, t: int,
@@ -61,7 +64,7 @@ def merge_outputs(parts: list[ValueOutput]) -> ValueOutput:
     return ValueOutput(values=torch.cat([p.values for p in parts]), denoised=denoised,
                        denoiser_calls=sum(p.denoiser_calls for p in parts),
                        value_calls=sum(p.value_calls for p in parts),
-                       reward_calls=sum(p.reward_calls for p in parts))
+                       reward_calls=sum(p.reward_calls for p in parts), value_networks=parts[0].value_networks)
 
 
 def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor, t: int,
