@@ -348,6 +348,7 @@ TINY = ["domain=molecule", "steps=4", "diffusion.network.channels=8", "diffusion
         "value_network.channels=8", "value_network.num_layers=2", "trainer.enable_progress_bar=false"]
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_train_then_decode_end_to_end(tmp_path):
     smiles = pd.read_csv(moses_path("test"), nrows=64)["SMILES"]
     data_file = tmp_path / "train.smi"

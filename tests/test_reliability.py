@@ -77,6 +77,7 @@ def test_unwritable_output_dir_is_a_clear_error(workdir, pretrained):
         locked.chmod(0o700)
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_finished_runs_are_not_overwritten_without_asking(workdir, pretrained):
     out = workdir / "finished"
     decode(workdir, out, check=True)
@@ -107,6 +108,7 @@ def test_a_raising_reward_is_a_clear_error(workdir, pretrained):
     assert_clean_failure(proc, "reward 'raises' raised RuntimeError: assay server unreachable", out=out)
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_a_killed_decode_resumes_to_the_same_samples(workdir, pretrained, monkeypatch):
     common = ["num_samples=256", "batch_size=16", "seed=7", "reward._target_=tests.user_reward.KilledMidRun"]
     whole = workdir / "uninterrupted"
@@ -132,6 +134,7 @@ def test_resuming_with_other_settings_is_refused(workdir, pretrained):
     assert_clean_failure(proc, "partial results of an interrupted run with different settings")
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_a_killed_value_training_resumes_from_its_last_checkpoint(workdir, pretrained):
     pre = pretrained.parent
     out = workdir / "value-killed"
@@ -158,6 +161,7 @@ def test_a_killed_value_training_resumes_from_its_last_checkpoint(workdir, pretr
     assert torch.load(out / "value.ckpt", map_location="cpu", weights_only=False)["global_step"] == 400
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_rollouts_of_another_reward_are_not_reused(workdir, pretrained):
     """An output_dir's rollouts.pt scored with hepg2_motif is refused for a value of another reward."""
     out = workdir / "value-other-reward"

@@ -309,6 +309,7 @@ TINY = ["domain=rna", "domain.seq_len=24", "steps=4", "diffusion.network.channel
         "trainer.enable_progress_bar=false"]
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; `make test-slow`
 def test_train_then_decode_rna_end_to_end(tmp_path):
     rng = random.Random(0)
     fasta = tmp_path / "train.fa"
