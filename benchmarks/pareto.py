@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark import COLOURS, DECODERS  # noqa: E402
+from benchmark import COLOURS, DECODERS, per_sample_costs  # noqa: E402
 from callbacks.decode_outputs import pareto_front  # noqa: E402
 from svdd_lightning.atomic import atomic_path, atomic_write_text  # noqa: E402
 from svdd_lightning.stats import bootstrap_ci  # noqa: E402
@@ -41,9 +41,25 @@ def decode_command(*, domain: str, rewards: list[str], decoder: str, num_samples
             f"decoder={decoder}", f"num_samples={num_samples}", f"seed={seed}", "logger=none", f"output_dir={out}"]
 
 
-def run_decoder(command: list[str], out: Path) -> float | None:
-    """Run one decode unless ``out`` already holds a finished one; the seconds it took (None when reused)."""
-    if (out / "summary.json").is_file():
+def finished_run(out: Path, *, num_samples: int, seed: int, reward: str) -> bool:
+    """Whether ``out`` holds a finished decode of these settings; a finished one of other settings is an error
+    (reusing it would report it under settings it was not run with)."""
+    path = out / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    found = {"num_samples": summary.get("num_samples"), "seed": summary.get("seed"), "reward": summary.get("reward")}
+    wanted = {"num_samples": num_samples, "seed": seed, "reward": reward}
+    if found != wanted:
+        raise SystemExit(f"{out} holds a finished run of other settings ({found}, wanted {wanted}); remove it or "
+                         f"pick another --output_dir.")
+    return True
+
+
+def run_decoder(command: list[str], out: Path, **settings) -> float | None:
+    """Run one decode unless ``out`` already holds a finished one of these settings; the seconds it took (None
+    when reused)."""
+    if finished_run(out, **settings):
         return None
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -52,13 +68,18 @@ def run_decoder(command: list[str], out: Path) -> float | None:
     return time.perf_counter() - start
 
 
+def component_names(specs: list[str]) -> list[str]:
+    """samples.csv's names of the components: a function given by import path is named after the function."""
+    return [spec.rsplit(".", 1)[1] if "." in spec else spec for spec in specs]
+
+
 def read_components(out: Path, names: list[str]) -> dict[str, np.ndarray]:
     with open(out / "samples.csv") as handle:
         rows = list(csv.DictReader(handle))
     missing = [n for n in names if f"reward_{n}" not in rows[0]]
     if missing:
         raise SystemExit(f"{out / 'samples.csv'} has no column reward_{missing[0]}: was it written by a run with "
-                         f"reward=[{','.join(names)}]? Remove the folder to run it again.")
+                         f"these rewards? Remove the folder to run it again.")
     return {n: np.array([float(r[f"reward_{n}"]) for r in rows]) for n in names}
 
 
@@ -74,11 +95,11 @@ def summarise(runs: dict[str, dict[str, np.ndarray]], summaries: dict[str, dict]
     rows = []
     for decoder, values in runs.items():
         summary = summaries[decoder]
-        asked = summary.get("nfe_requested_per_sample") or {}
+        costs = per_sample_costs(summary)
         naturalness = summary.get("naturalness") or {}
         row = {"decoder": decoder, "num_samples": int(len(values[a])),
-               "calls_per_sample": sum(asked.values()) if asked else None,
-               "made_calls_per_sample": (summary.get("calls_per_sample") or {}).get("total"),
+               "calls_per_sample": costs["calls_per_sample"]["total"],
+               "made_calls_per_sample": costs["made_calls_per_sample"]["total"],
                "unique": naturalness.get("uniqueness", naturalness.get("unique_fraction")),
                "wall_seconds": summary.get("wall_seconds")}
         for name in names:
@@ -146,29 +167,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rewards needs two or more rewards, e.g. --rewards qed sa")
     out = args.output_dir or REPO / "outputs" / f"pareto-{args.domain}-{'-'.join(args.rewards)}"
     out.mkdir(parents=True, exist_ok=True)
+    names = component_names(args.rewards)
+    settings = {"num_samples": args.num_samples, "seed": args.seed, "reward": "+".join(names)}
     runs, summaries, commands = {}, {}, {}
     for i, decoder in enumerate(args.decoders, 1):
         command = decode_command(domain=args.domain, rewards=args.rewards, decoder=decoder,
                                  num_samples=args.num_samples, seed=args.seed, out=out / decoder)
         print(f"[{i}/{len(args.decoders)}] {decoder} ...", end=" ", flush=True)
-        seconds = run_decoder(command, out / decoder)
+        seconds = run_decoder(command, out / decoder, **settings)
         print("reused" if seconds is None else f"{seconds:.1f} s", flush=True)
-        runs[decoder] = read_components(out / decoder, args.rewards)
+        runs[decoder] = read_components(out / decoder, names)
         summaries[decoder] = json.loads((out / decoder / "summary.json").read_text())
         commands[decoder] = " ".join(["python", *command[1:]])
-    rows = summarise(runs, summaries, args.rewards)
-    title = f"{args.domain}: {' vs '.join(args.rewards[:2])}, {args.num_samples} samples per decoder, seed {args.seed}"
-    plot(out / "pareto.png", runs, args.rewards, title)
+    rows = summarise(runs, summaries, names)
+    title = f"{args.domain}: {' vs '.join(names[:2])}, {args.num_samples} samples per decoder, seed {args.seed}"
+    plot(out / "pareto.png", runs, names, title)
     report = [f"# Several rewards at once: {args.domain}, reward=[{','.join(args.rewards)}]", "",
               f"`python benchmarks/pareto.py --domain {args.domain} --rewards {' '.join(args.rewards)} --decoders "
               f"{' '.join(args.decoders)} --num_samples {args.num_samples} --seed {args.seed}`: each decoder steers by "
               f"the weighted sum of the components divided by their scales (reward.combine=sum), at its default "
               f"M; medians with 95% percentile bootstrap intervals; 'beats pre-trained median on both': the share "
               f"of samples above pre-trained sampling's median on both of the first two components.", "",
-              *table(rows, args.rewards), "", "![Pareto fronts](pareto.png)", ""]
+              *table(rows, names), "", "![Pareto fronts](pareto.png)", ""]
     atomic_write_text(out / "pareto.md", "\n".join(report))
     atomic_write_text(out / "pareto.json", json.dumps({"rows": rows, "commands": commands}, indent=2))
-    print("\n".join(table(rows, args.rewards)))
+    print("\n".join(table(rows, names)))
     print(f"outputs: {out}/ (pareto.png, pareto.md, pareto.json)")
     return 0
 

@@ -178,8 +178,10 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
 
 def component_rewards(reward: Any, samples: torch.Tensor) -> dict[str, np.ndarray] | None:
     """Each component's reward of the samples (data) when the reward combines several (rewards/multi.py)."""
-    inner = getattr(reward, "inner", reward)  # the guard's reward
-    if not hasattr(inner, "component_values"):
+    from svdd_lightning.rewards.multi import multi_reward_inside
+
+    inner = multi_reward_inside(reward)  # inside the guard
+    if inner is None:
         return None
     device = next((b.device for b in inner.buffers()), samples.device)
     with torch.no_grad():

@@ -78,33 +78,35 @@ def build_reward(cfg: DictConfig, domain: Any) -> Any:
 MULTI_REWARD = "svdd_lightning.rewards.multi.MultiReward"
 
 
-def multi_reward_components(cfg: DictConfig) -> dict[str, DictConfig]:
-    """{name: reward config} of ``reward.components``: a reward of the domain by name (configs/reward/NAME.yaml),
-    or a plain function by its import path (``reward=[qed,my_module.my_score]``: reward=function's options,
-    named after the function)."""
+def multi_reward_specs(cfg: DictConfig) -> dict[str, str]:
+    """{name: spec} of ``reward.components``: a reward of the domain by name (spec = name), or a plain function by
+    its import path (``reward=[qed,my_module.my_score]``: spec = the path, name = the function's name)."""
+    specs = [str(n) for n in (cfg.reward.get("components") or [])]
+    if len(specs) < 2:
+        raise ConfigError(f"reward.components={specs}: name two or more rewards of domain '{cfg.domain.name}', e.g. "
+                          f"reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
+    named = {}
+    for spec in specs:
+        name = spec.rsplit(".", 1)[1] if "." in spec else spec
+        if name in named:
+            raise ConfigError(f"reward.components names '{name}' twice; give each component once.")
+        named[name] = spec
+    return named
+
+
+def multi_reward_node(cfg: DictConfig, spec: str) -> DictConfig:
+    """The reward config of one component: configs/reward/NAME.yaml, or reward=function's for an import path."""
     from svdd_lightning.paths import resolve_path
 
-    names = [str(n) for n in (cfg.reward.get("components") or [])]
-    if len(names) < 2:
-        raise ConfigError(f"reward.components={names}: name two or more rewards of domain '{cfg.domain.name}', e.g. "
-                          f"reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
-    nodes = {}
-    for name in names:
-        if "." in name:
-            node = OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml"))
-            node._target_ = name
-            name = name.rsplit(".", 1)[1]
-        else:
-            path = resolve_path(Path("configs") / "reward" / f"{name}.yaml")
-            if name not in cfg.domain.rewards or not path.is_file():
-                raise ConfigError(f"reward component '{name}' is not a reward of domain '{cfg.domain.name}'; use some "
-                                  f"of {', '.join(cfg.domain.rewards)}, or a function by its import path "
-                                  f"(my_module.my_score).")
-            node = OmegaConf.load(path)
-        if name in nodes:
-            raise ConfigError(f"reward.components names '{name}' twice; give each component once.")
-        nodes[name] = node
-    return nodes
+    if "." in spec:
+        node = OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml"))
+        node._target_ = spec
+        return node
+    path = resolve_path(Path("configs") / "reward" / f"{spec}.yaml")
+    if spec not in cfg.domain.rewards or not path.is_file():
+        raise ConfigError(f"reward component '{spec}' is not a reward of domain '{cfg.domain.name}'; use some of "
+                          f"{', '.join(cfg.domain.rewards)}, or a function by its import path (my_module.my_score).")
+    return OmegaConf.load(path)
 
 
 def multi_reward_scales(cfg: DictConfig, names: list[str]) -> list[float]:
@@ -123,53 +125,75 @@ def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
     against the domain like a single reward, scaled by reward.scales or the domain's reward_scale for it."""
     from svdd_lightning.rewards.multi import MultiReward
 
-    nodes = multi_reward_components(cfg)
-    components = {name: build_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
-                  for name, node in nodes.items()}
+    specs = multi_reward_specs(cfg)
+    components = {name: build_reward(OmegaConf.create({"reward": multi_reward_node(cfg, spec), "domain": cfg.domain}),
+                                     domain)
+                  for name, spec in specs.items()}
     try:
         return MultiReward(components=components, weights=cfg.reward.get("weights"),
-                           scales=multi_reward_scales(cfg, list(nodes)), combine=cfg.reward.get("combine", "sum"),
+                           scales=multi_reward_scales(cfg, list(specs)), combine=cfg.reward.get("combine", "sum"),
                            alpha=float(cfg.reward.get("alpha", 1.0)))
     except ValueError as exc:
         raise ConfigError(f"{exc}") from None
 
 
+def value_checkpoint_given(cfg: DictConfig) -> bool:
+    """Whether the command line set value.checkpoint (then it is used as given, never replaced)."""
+    if not HydraConfig.initialized():
+        return False
+    return any(o.lstrip("+").startswith("value.checkpoint=") for o in HydraConfig.get().overrides.task)
+
+
 def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
-    """{component: value checkpoint} when a multi reward's learned value is to be assembled from one shipped value
-    per component (values/multi.py): value.checkpoint is left at its default, which no file holds; else None."""
+    """{component: value checkpoint} when a multi reward's learned value is to be assembled from the shipped value
+    of each component (values/multi.py): value.checkpoint not given and no file at its default; else None."""
     from svdd_lightning.paths import resolve_path
 
     if str(cfg.reward.get("_target_", "")) != MULTI_REWARD or not cfg.value.get("checkpoint"):
         return None
     default = f"checkpoints/{cfg.domain.name}/value_multi.ckpt"
-    if str(cfg.value.checkpoint) != default or resolve_path(default).is_file():
+    if value_checkpoint_given(cfg) or str(cfg.value.checkpoint) != default or resolve_path(default).is_file():
         return None
-    paths = {name: f"checkpoints/{cfg.domain.name}/value_{name}.ckpt" for name in multi_reward_components(cfg)}
-    missing = [name for name, path in paths.items() if not resolve_path(path).is_file()]
+    specs = multi_reward_specs(cfg)
+    # Shipped values are looked up for the domain's own rewards only: a function named like one (my_module.sa)
+    # is another reward.
+    paths = {name: f"checkpoints/{cfg.domain.name}/value_{name}.ckpt" for name, spec in specs.items() if spec == name}
+    missing = [name for name in specs if name not in paths or not resolve_path(paths[name]).is_file()]
     if missing:
         decoder = HydraConfig.get().runtime.choices.get("decoder") if HydraConfig.initialized() else None
-        raise ConfigError(f"decoder={decoder or cfg.decoder._target_.rsplit('.', 1)[1]} needs a learned value of the "
-                          f"combined reward: either one per component ({', '.join(paths.values())}; missing for "
-                          f"{', '.join(missing)}: `python train.py stage=value domain={cfg.domain.name} "
-                          f"reward={missing[0]}`, copied there), or one trained on the "
-                          f"combination (`python train.py stage=value reward=[{','.join(paths)}]`, then "
-                          f"value.checkpoint=PATH); or use decoder=svdd_pm, which needs no trained value.")
+        decoder = decoder or cfg.decoder._target_.rsplit(".", 1)[1]
+        combined = f"`python train.py stage=value domain={cfg.domain.name} reward=[{','.join(specs.values())}]`"
+        per_component = [f"`python train.py stage=value domain={cfg.domain.name} reward={name}`, copied to {paths[name]}"
+                         for name in missing if name in paths]
+        functions = [specs[name] for name in missing if name not in paths]
+        raise ConfigError(
+            f"decoder={decoder} needs a learned value of the combined reward, and there is none for "
+            f"{', '.join(missing)}. Train one on the combination ({combined}, then value.checkpoint=PATH)"
+            + (f", or one per missing component ({'; '.join(per_component)})" if per_component else "")
+            + (f"; your function {', '.join(functions)} has no shipped value, so only the first way applies"
+               if functions else "")
+            + "; or use decoder=svdd_pm, which needs no trained value.")
     return paths
 
 
 def build_multi_value(cfg: DictConfig, checkpoints: dict[str, str], reward: Any, **kwargs: Any) -> Any:
     """One learned value per component (each checked against its own reward), combined as the reward is."""
+    from svdd_lightning.rewards.multi import multi_reward_inside
     from svdd_lightning.values.multi import MultiValue
 
-    nodes = multi_reward_components(cfg)
-    components = {}
+    specs = multi_reward_specs(cfg)
+    components, targets = {}, []
     for name, path in checkpoints.items():
-        check_value_reward(path, OmegaConf.to_container(nodes[name], resolve=True))
+        check_value_reward(path, OmegaConf.to_container(multi_reward_node(cfg, specs[name]), resolve=True))
+        targets.append(str(read_checkpoint(path).get("svdd", {}).get("value_target", "mean")))
         node = OmegaConf.merge(cfg.value, {"checkpoint": path})
         components[name] = build_with_checkpoint(node, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
-    combined = getattr(reward, "inner", reward)  # the MultiReward inside the NaN/raise guard (rewards/guard.py)
-    return MultiValue(components=components, weights=combined.weights, scales=combined.scales,
-                      combine=combined.combine, alpha=combined.alpha)
+    combined = multi_reward_inside(reward)
+    try:
+        return MultiValue(components=components, weights=combined.weights, scales=combined.scales,
+                          combine=combined.combine, alpha=combined.alpha, targets=targets)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} ({', '.join(checkpoints.values())})") from None
 
 
 def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
@@ -209,6 +233,9 @@ def compile_networks(*models: Any) -> None:
         network = getattr(model, "network", None)
         if isinstance(network, torch.nn.Module):
             network.compile(dynamic=False)
+        components = getattr(model, "components", None)  # a MultiValue's component values
+        if isinstance(components, torch.nn.ModuleDict):
+            compile_networks(*components.values())
 
 
 def refinement_options(options: dict) -> tuple[int, float]:

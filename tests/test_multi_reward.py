@@ -147,8 +147,60 @@ def test_svdd_mc_on_two_rewards_combines_the_shipped_component_values():
 
 def test_a_component_without_a_shipped_value_names_the_value_to_train():
     cfg = compose_decode("domain=rna", "reward=multi", "reward.components=[mfe,gc]", "decoder=svdd_mc")
-    with pytest.raises(ConfigError, match="value_gc.ckpt.*stage=value domain=rna reward=gc"):
+    with pytest.raises(ConfigError, match="none for gc.*stage=value domain=rna reward=gc`, copied to "
+                                          "checkpoints/rna/value_gc.ckpt"):
         decoder_and_value(cfg)
+
+
+def test_a_given_value_checkpoint_is_never_replaced_and_functions_get_no_shipped_value():
+    from svdd_lightning.build import multi_value_checkpoints
+
+    shipped = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,sa]", "decoder=svdd_mc")
+    assert multi_value_checkpoints(shipped) == {"qed": "checkpoints/molecule/value_qed.ckpt",
+                                                "sa": "checkpoints/molecule/value_sa.ckpt"}
+    # The same path, given on the command line, is the user's file: used as given (here: missing, an error later).
+    given = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,sa]", "decoder=svdd_mc",
+                           "value.checkpoint=checkpoints/molecule/value_multi.ckpt")
+    assert multi_value_checkpoints(given) is None
+    # A function named like a shipped reward is another reward: its value is not looked up.
+    function = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,my_scores.sa]",
+                              "decoder=svdd_mc")
+    with pytest.raises(ConfigError, match="none for sa.*reward=\\[qed,my_scores.sa\\].*your function my_scores.sa"):
+        multi_value_checkpoints(function)
+
+
+def test_component_values_of_different_targets_are_refused():
+    from svdd_lightning.values.multi import MultiValue
+
+    parts = {"a": ColumnValue(0), "b": ColumnValue(1)}
+    with pytest.raises(ValueError, match="different targets.*a: mean, b: soft"):
+        MultiValue(components=parts, weights=[1, 1], scales=[1, 1], targets=["mean", "soft"])
+    assert MultiValue(components=parts, weights=[1, 1], scales=[1, 1], targets=["mean", "mean"]).exact
+    assert not MultiValue(components=parts, weights=[1, 1], scales=[1, 1], targets=["soft", "soft"]).exact
+
+
+class MeanToken(Reward):
+    """A reward without a gradient (DPS must follow the value's)."""
+
+    is_differentiable = False
+
+    def forward(self, x0):
+        return x0.float().mean(dim=-1)
+
+
+def test_dps_counts_one_value_call_per_component():
+    from svdd_lightning import ops
+    from svdd_lightning.decoders.dps import DPS
+    from svdd_lightning.values.multi import MultiValue
+    from tests.helpers import tiny_masked, tiny_value
+
+    diffusion, batch = tiny_masked(), 3
+    single = DPS(reward=MeanToken(), value=tiny_value(seed=0))
+    both = DPS(reward=MeanToken(), value=MultiValue(components={"a": tiny_value(seed=0), "b": tiny_value(seed=1)},
+                                                     weights=[1, 1], scales=[1, 1]))
+    one = single(diffusion, batch, ops.make_generators(0, range(batch))).info["nfe"]["value"]
+    two = both(diffusion, batch, ops.make_generators(0, range(batch))).info["nfe"]["value"]
+    assert one == batch * (diffusion.num_steps - 1) and two == 2 * one
 
 
 def test_pareto_front_keeps_the_non_dominated_points():
@@ -197,6 +249,7 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
         lines += [f"{i},C,{q + s},{q},{s}" for i, (q, s) in enumerate(zip(qed, sa))]
         (folder / "samples.csv").write_text("\n".join(lines) + "\n")
         (folder / "summary.json").write_text(json.dumps({"wall_seconds": 1.5, "calls_per_sample": {"total": 80.0},
+                                                         "num_samples": 20, "seed": 0, "reward": "qed+sa",
                                                          "nfe_requested_per_sample": {"denoiser": 60.0, "reward": 40.0},
                                                          "naturalness": {"uniqueness": 1.0}}))
     assert pareto.main(["--decoders", "pretrained", "svdd_pm", "--num_samples", "20",
@@ -208,3 +261,5 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
     assert steered["beats_pretrained_median_on_both"] > rows["pretrained"]["beats_pretrained_median_on_both"]
     assert steered["calls_per_sample"] == 100.0 and steered["made_calls_per_sample"] == 80.0
     assert "| svdd_pm |" in (tmp_path / "pareto.md").read_text() and (tmp_path / "pareto.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="other settings"):  # a finished run of 20 samples is not one of 64
+        pareto.main(["--decoders", "pretrained", "--num_samples", "64", "--output_dir", str(tmp_path)])

@@ -24,6 +24,30 @@ from torch import Tensor, nn
 from svdd_lightning.rewards.base import Reward
 
 
+def check_combination(names: list[str], *, weights: list[float], scales: list[float], combine: str,
+                      alpha: float) -> None:
+    """ValueError naming what is wrong with a combination of the components ``names``."""
+    if len(weights) != len(names) or len(scales) != len(names):
+        raise ValueError(f"reward.weights and reward.scales need one entry per component ({', '.join(names)}), got "
+                         f"{weights} and {scales}")
+    if any(not math.isfinite(s) or s <= 0 for s in scales):
+        raise ValueError(f"component scales must be positive, got {scales}")
+    if combine not in ("sum", "product"):
+        raise ValueError(f"reward.combine={combine!r} is unknown; use 'sum' (weighted sum of standardised rewards) "
+                         f"or 'product' (exp(sum w_i r_i / alpha))")
+    if combine == "product" and not alpha > 0:
+        raise ValueError(f"reward.alpha must be > 0 for combine=product, got {alpha}")
+
+
+def combine_values(values: list[Tensor], *, weights: list[float], scales: list[float], combine: str,
+                   alpha: float) -> Tensor:
+    """sum_i w_i v_i / s_i (combine=sum) or exp(sum_i w_i v_i / alpha) (combine=product), for rewards and, in
+    values/multi.py, for the component values."""
+    if combine == "sum":
+        return sum(w * v / s for w, s, v in zip(weights, scales, values))
+    return torch.exp(sum(w * v for w, v in zip(weights, values)) / alpha)
+
+
 class MultiReward(Reward):
     units = "combined"
 
@@ -36,15 +60,7 @@ class MultiReward(Reward):
         count = len(components)
         weights = [1.0] * count if weights is None else [float(w) for w in weights]
         scales = [1.0] * count if scales is None else [float(s) for s in scales]
-        if len(weights) != count or len(scales) != count:
-            raise ValueError(f"reward.weights needs one weight per component ({', '.join(components)}), got {weights}")
-        if any(not math.isfinite(s) or s <= 0 for s in scales):
-            raise ValueError(f"component scales must be positive, got {scales}")
-        if combine not in ("sum", "product"):
-            raise ValueError(f"reward.combine={combine!r} is unknown; use 'sum' (weighted sum of standardised rewards) "
-                             f"or 'product' (exp(sum w_i r_i / alpha))")
-        if combine == "product" and not alpha > 0:
-            raise ValueError(f"reward.alpha must be > 0 for combine=product, got {alpha}")
+        check_combination(list(components), weights=weights, scales=scales, combine=combine, alpha=alpha)
         self.components = nn.ModuleDict(components)
         self.weights = weights
         self.scales = scales
@@ -58,11 +74,17 @@ class MultiReward(Reward):
         return {name: reward(x0).float() for name, reward in self.components.items()}
 
     def forward(self, x0: Tensor) -> Tensor:
-        values = self.component_values(x0)
-        if self.combine == "sum":
-            return sum(w * v / s for w, s, v in zip(self.weights, self.scales, values.values()))
-        return torch.exp(sum(w * v for w, v in zip(self.weights, values.values())) / self.alpha)
+        return combine_values(list(self.component_values(x0).values()), weights=self.weights, scales=self.scales,
+                              combine=self.combine, alpha=self.alpha)
 
     def close(self) -> None:
         for reward in self.components.values():
             getattr(reward, "close", lambda: None)()
+
+
+def multi_reward_inside(reward: Reward) -> MultiReward | None:
+    """The MultiReward inside ``reward``'s wrappers (the NaN guard, a latent model's decoder), or None."""
+    seen = reward
+    while not isinstance(seen, MultiReward) and getattr(seen, "inner", None) is not None:
+        seen = seen.inner
+    return seen if isinstance(seen, MultiReward) else None
