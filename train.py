@@ -63,16 +63,25 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
 
 
 def soft_alpha(cfg: DictConfig, reward_name: str) -> float | None:
-    """value_training.soft_alpha, or the domain's reward scale of this reward (about one standard deviation of
-    pre-trained rewards) when it is null."""
+    """value_training.soft_alpha, or when it is null: the domain's reward scale of this reward (about one standard
+    deviation of pre-trained rewards), or 1 for several rewards summed (rewards/multi.py: already in units of
+    each component's scale). None for target=mean; a clear error for a soft target without any of these."""
     alpha = cfg.value_training.get("soft_alpha")
     if alpha is None:
         alpha = (cfg.domain.get("reward_scale") or {}).get(reward_name)
+    if alpha is None and reward_name == "multi" and cfg.reward.get("combine", "sum") == "sum":
+        alpha = 1.0
+    if alpha is None and cfg.value_training.get("target", "mean") == "soft":
+        raise ConfigError(f"value_training.target=soft needs a temperature, and reward {reward_name} has no "
+                          f"reward_scale in domain '{cfg.domain.name}': pass value_training.soft_alpha=A (reward "
+                          f"units, about one standard deviation of pre-trained rewards), or value_training.target=mean.")
     return None if alpha is None else float(alpha)
 
 
 def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
+    reward_name = HydraConfig.get().runtime.choices.get("reward", "custom")
+    alpha = soft_alpha(cfg, reward_name)  # checked before any rollout is made
     domain = build_domain(cfg)
     diffusion = build_diffusion(cfg, domain)
     reward = build_reward(cfg, domain)
@@ -87,11 +96,10 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     else:
         rollouts = write_rollouts(cfg, output_dir, diffusion, reward)
     getattr(reward, "close", lambda: None)()  # the reward's worker processes are not needed for regression
-    reward_name = HydraConfig.get().runtime.choices.get("reward", "custom")
     module = ValueRegressionModule(value=instantiate(split_checkpoint(cfg.value)[0]), domain=cfg.domain.name,
                                    reward_name=reward_name, lr=vt.lr, weight_decay=vt.weight_decay,
                                    reward_config=reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
-                                   target=vt.get("target", "mean"), soft_alpha=soft_alpha(cfg, reward_name))
+                                   target=vt.get("target", "mean"), soft_alpha=alpha)
     if vt.renoise and not diffusion.renoise_is_exact:
         raise ConfigError("value_training.renoise=true is exact only for masked diffusion (tokens are revealed "
                           "independently of their content); use it with a masked (token) domain.")

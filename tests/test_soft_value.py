@@ -57,3 +57,24 @@ def test_soft_target_needs_a_positive_alpha():
         ValueRegressionModule(value=value, domain="dna", reward_name="toy", target="soft")
     with pytest.raises(ValueError, match="target"):
         ValueRegressionModule(value=value, domain="dna", reward_name="toy", target="max")
+
+
+def test_soft_alpha_defaults_per_reward_and_names_the_fix_where_there_is_none():
+    from hydra import compose, initialize_config_dir
+
+    from svdd_lightning.errors import ConfigError
+    from tests.test_configs import CONFIGS
+    from train import soft_alpha
+
+    def train_config(*overrides):
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            return compose("train", overrides=["stage=value", *overrides])
+
+    assert soft_alpha(train_config("domain=rna", "reward=mfe"), "mfe") == 3.5  # the domain's reward scale
+    # Several rewards summed are in units of each component's scale: alpha 1.
+    assert soft_alpha(train_config("domain=rna", "reward=multi", "reward.components=[mfe,gc]"), "multi") == 1.0
+    no_scale = train_config("domain=rna", "reward=function", "reward._target_=tests.user_reward.gc_fraction")
+    with pytest.raises(ConfigError, match="soft_alpha=A.*target=mean"):
+        soft_alpha(no_scale, "function")
+    assert soft_alpha(train_config("domain=rna", "reward=function", "reward._target_=tests.user_reward.gc_fraction",
+                                   "value_training.target=mean"), "function") is None
