@@ -54,37 +54,35 @@ class BeamSearch(Decoder):
         """Indices (B, A) of the kept children among each sample's (B, C) children."""
         if self.beams == 1:  # exactly SVDD's selection (argmax, or one Gumbel-max draw)
             return ops.select_candidates(values, self.alpha, generators)[:, None]
-        count = min(self.beams, values.shape[1])
+        # A paths x K >= 1 children each: there are always at least A to keep.
         if self.alpha == 0:
-            return values.argsort(dim=1, descending=True, stable=True)[:, :count]
+            return values.argsort(dim=1, descending=True, stable=True)[:, :self.beams]
         noise = ops.gumbel(generators, values.shape[1:], values.device)
-        return (values / self.alpha + noise).argsort(dim=1, descending=True, stable=True)[:, :count]
+        return (values / self.alpha + noise).argsort(dim=1, descending=True, stable=True)[:, :self.beams]
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         calls = CallCounter()
         distinct = self.deduplicates(diffusion)
-        a = self.beams
-        path_gens = ops.repeat_generators(generators, a)
-        x = diffusion.prior(batch_size * a, path_gens)  # (B * A, *event)
+        paths = self.beams
+        path_gens = ops.repeat_generators(generators, paths)
+        x = diffusion.prior(batch_size * paths, path_gens)  # (B * A, *event)
         denoised = None
         chosen_values: list[torch.Tensor] = []
         values = None
         for t in self.steps(diffusion):
-            paths = x.shape[0] // batch_size
             k = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
             if denoised is None:
                 denoised = self.denoise(diffusion, x, t, calls, self.max_batch)
-            gens = ops.repeat_generators(generators, paths)
-            children = diffusion.propose(x, t, k, gens, denoised=denoised)  # (B * A, K, *event)
+            children = diffusion.propose(x, t, k, path_gens, denoised=denoised)  # (B * A, K, *event)
             event = children.shape[2:]
             flat = children.reshape(batch_size, paths * k, *event)
             scored = score_states(self.value, self.reward, diffusion, flat.flatten(0, 1), t - 1, self.max_batch,
                                   distinct=distinct)
             calls.add(scored, asked=batch_size * paths * k)
             values = scored.values.view(batch_size, paths * k)
-            kept = self.keep(values, generators)  # (B, A')
+            kept = self.keep(values, generators)  # (B, A)
             x = flat.gather(1, kept.view(*kept.shape, *([1] * len(event))).expand(-1, -1, *event)).flatten(0, 1)
             denoised = None
             if scored.denoised is not None:
@@ -95,7 +93,6 @@ class BeamSearch(Decoder):
             chosen_values.append(values.max(dim=1).values)
         # The last step scored the clean paths with the reward (t - 1 = 0): return each sample's best.
         best = values.argmax(dim=1)
-        paths = x.shape[0] // batch_size
         samples = ops.gather_candidates(x.view(batch_size, paths, *x.shape[1:]), best)
         per_step = torch.stack(chosen_values)
         trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}

@@ -46,10 +46,13 @@ class MultiValue(ValueFunction):
         self.combine = combine
         self.alpha = float(alpha)
         self.target = targets[0] if targets else "mean"
-        # The combination is the combined reward's value only for a sum of mean values (module docstring).
-        self.exact = combine == "sum" and self.target == "mean"
         # DPS follows this value's gradient in the state when every component has one.
         self.gradient_in_state = all(getattr(v, "gradient_in_state", False) for v in components.values())
+
+    @property
+    def exact(self) -> bool:
+        """Whether the combination is the combined reward's value: only for a sum of mean values (module docstring)."""
+        return self.combine == "sum" and self.target == "mean"
 
     @property
     def networks_per_object(self) -> int:
