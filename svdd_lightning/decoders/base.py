@@ -109,6 +109,12 @@ class Decoder(ABC):
         return diffusion.denoise(x, t)
 
     @staticmethod
+    def check_max_batch(max_batch: int | None) -> None:
+        """A cap on objects per network call: a positive count, or None for no cap."""
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+
+    @staticmethod
     def check_generators(batch_size: int, generators: Generators) -> None:
         if len(generators) != batch_size:
             raise ValueError(f"need one generator per sample: batch_size={batch_size}, got {len(generators)}")

@@ -36,8 +36,7 @@ class BeamSearch(Decoder):
             raise ValueError(f"num_candidates (children per path and step) must be >= 1, got {num_candidates}")
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0 (0 = keep the top children), got {alpha}")
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+        self.check_max_batch(max_batch)
         self.reward = reward
         self.value = value
         self.beams = beams

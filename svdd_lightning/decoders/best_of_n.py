@@ -23,8 +23,7 @@ class BestOfN(Decoder):
                  max_batch: int | None = None, dedup: bool = True) -> None:
         """``max_batch``: at most this many chains per denoiser call (null: all B x N at once). ``dedup``: run
         the denoiser and the reward once per distinct chain state (token models; the same samples)."""
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+        self.check_max_batch(max_batch)
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
         if num_particles is not None and num_particles < 1:

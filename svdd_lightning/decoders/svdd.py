@@ -36,8 +36,7 @@ class SVDD(Decoder):
         most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
         large M or large models that leaves the samples unchanged. ``dedup``: score each distinct
         candidate once (token models; the same samples, fewer calls)."""
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
+        self.check_max_batch(max_batch)
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
         if alpha < 0:
