@@ -29,8 +29,8 @@ from svdd_lightning.api import decode
 from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_logger, build_reward, build_trainer
 from svdd_lightning.cli import expand_reward_list, friendly_errors, is_launcher_process, quiet_lightning
 from svdd_lightning.diffusion.latent import read_prompts
-from svdd_lightning.errors import ConfigError
 from svdd_lightning.inpainting import start_from_seeds
+from svdd_lightning.options import check_config
 from svdd_lightning.loggers import is_offline_wandb, wandb_sync_hint
 from svdd_lightning.paths import resolve_path
 from svdd_lightning.rewards.guard import GuardedReward
@@ -41,12 +41,6 @@ from svdd_lightning.runs import prepare_output_dir
 def load_reference(cfg: DictConfig, reward_name: str) -> np.ndarray | None:
     path = resolve_path(Path(cfg.domain.reference_dir) / f"{reward_name}.json") if cfg.domain.reference_dir else None
     return np.asarray(json.loads(path.read_text())["rewards"], dtype=float) if path and path.is_file() else None
-
-
-def check_options(cfg: DictConfig) -> None:
-    for key in ("num_samples", "batch_size", "steps"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]} is not a positive integer; pass e.g. {key}=64.")
 
 
 @hydra.main(config_path="configs", config_name="decode", version_base="1.3")
@@ -80,7 +74,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
     """Decode with a composed config (Hydra's runtime choices set); returns summary.json's content
     on rank zero (None on other ranks). benchmark.py calls this in-process."""
     quiet_lightning()
-    check_options(cfg)
+    check_config(cfg, entry="decode")  # every option, before anything is built or written
     output_dir = Path(cfg.output_dir)
     done = prepare_output_dir(cfg, output_dir)
     if done and is_launcher_process():

@@ -36,6 +36,7 @@ from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.value import ValueRegressionModule
+from svdd_lightning.options import check_config
 from svdd_lightning.training import fit
 
 STAGES = ("pretrain", "value", "oracle")
@@ -156,6 +157,7 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     if cfg.stage not in STAGES:
         raise ConfigError(f"stage={cfg.stage} is unknown; use one of {', '.join(STAGES)}.")
+    check_config(cfg, entry="train")  # every option, before anything is built or written
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.output_dir)
     writable_output_dir(output_dir)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from datamodules.sequences import SequenceDataModule
 from svdd_lightning.domains.nucleotides import DNA, NucleotideDomain
+from svdd_lightning.ranges import AtLeastOne, Probability
 
 DEFAULT_DNA_PATH = "data/dna/dm3_upstream2000.fa.gz"
 
@@ -22,8 +23,8 @@ class DNADataModule(SequenceDataModule):
         path: str | None = None,
         default_path: str | None = DEFAULT_DNA_PATH,
         seq_len: int = 200,
-        batch_size: int = 128,
-        val_fraction: float = 0.05,
+        batch_size: AtLeastOne = 128,
+        val_fraction: Probability = 0.05,
         max_windows: int | None = None,
         stride: int | None = None,
         sequence_column: str = "sequence",

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from svdd_lightning.errors import ConfigError, DataError
 from svdd_lightning.paths import REPO_ROOT, resolve_path
+from svdd_lightning.ranges import AtLeastOne, Probability
 
 log = logging.getLogger("svdd_lightning.data")
 
@@ -202,8 +203,8 @@ class DigitsDataModule(L.LightningDataModule):
         channels: int = 1,
         image_size: int | None = None,
         max_value: float | None = None,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
+        batch_size: AtLeastOne = 128,
+        val_fraction: Probability = 0.1,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:

@@ -42,6 +42,7 @@ from datamodules.sequences import _is_gzip, _TokenDataset
 from svdd_lightning.domains.molecules.chem import VOCAB_PATH, SelfiesVocabulary, build_vocabulary, to_mol
 from svdd_lightning.paths import resolve_path
 from svdd_lightning.errors import ConfigError, DataError
+from svdd_lightning.ranges import AtLeastOne, Probability
 
 log = logging.getLogger("svdd_lightning.data")
 
@@ -206,13 +207,13 @@ class MoleculeDataModule(L.LightningDataModule):
         vocab: str | None = None,
         path: str | None = None,
         seq_len: int = 48,
-        batch_size: int = 128,
-        val_fraction: float = 0.02,
-        max_molecules: int | None = 200_000,
+        batch_size: AtLeastOne = 128,
+        val_fraction: Probability = 0.02,
+        max_molecules: AtLeastOne | None = 200_000,
         smiles_column: str = "smiles",
         label_columns: Sequence[str] | None = None,
         skip_invalid: bool = False,
-        max_invalid_fraction: float = 0.1,
+        max_invalid_fraction: Probability = 0.1,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:

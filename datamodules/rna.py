@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from datamodules.sequences import SequenceDataModule
 from svdd_lightning.domains.nucleotides import RNA, NucleotideDomain
+from svdd_lightning.ranges import AtLeastOne, Probability
 
 DEFAULT_RNA_PATH = "data/rna/16S_rRNA.fa"
 
@@ -30,8 +31,8 @@ class RNADataModule(SequenceDataModule):
         path: str | None = None,
         default_path: str | None = DEFAULT_RNA_PATH,
         seq_len: int = 50,
-        batch_size: int = 128,
-        val_fraction: float = 0.05,
+        batch_size: AtLeastOne = 128,
+        val_fraction: Probability = 0.05,
         max_windows: int | None = None,
         stride: int | None = None,
         sequence_column: str = "sequence",

@@ -28,6 +28,7 @@ from svdd_lightning.domains.nucleotides import NucleotideDomain
 from svdd_lightning.domains.sequences import AlphabetError, SequenceDomain, encode
 from svdd_lightning.errors import ConfigError, DataError
 from svdd_lightning.paths import REPO_ROOT, resolve_path
+from svdd_lightning.ranges import AtLeastOne, Probability
 
 log = logging.getLogger("svdd_lightning.data")
 
@@ -416,8 +417,8 @@ class SequenceDataModule(L.LightningDataModule):
         path: str | None,
         default_path: str | None = None,
         seq_len: int,
-        batch_size: int = 128,
-        val_fraction: float = 0.05,
+        batch_size: AtLeastOne = 128,
+        val_fraction: Probability = 0.05,
         max_windows: int | None = None,
         stride: int | None = None,
         sequence_column: str = "sequence",

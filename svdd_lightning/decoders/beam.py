@@ -21,13 +21,14 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction, score_states
+from svdd_lightning.ranges import AtLeastOne, NonNegative
 
 
 class BeamSearch(Decoder):
     name = "beam"
 
-    def __init__(self, *, reward: Reward, value: ValueFunction, beams: int = 4, num_candidates: int = 3,
-                 alpha: float = 0.0, max_batch: int | None = None, dedup: bool = True) -> None:
+    def __init__(self, *, reward: Reward, value: ValueFunction, beams: AtLeastOne = 4, num_candidates: AtLeastOne = 3,
+                 alpha: NonNegative = 0.0, max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         """``beams``: A active paths per sample; ``num_candidates``: K children per path and step; ``alpha``: 0
         keeps the top A children, > 0 draws A from softmax(v / alpha) without replacement."""
         if beams < 1:

@@ -14,13 +14,14 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import score_states
+from svdd_lightning.ranges import AtLeastOne
 
 
 class BestOfN(Decoder):
     name = "best_of_n"
 
-    def __init__(self, *, reward: Reward, num_candidates: int = 10, num_particles: int | None = None,
-                 max_batch: int | None = None, dedup: bool = True) -> None:
+    def __init__(self, *, reward: Reward, num_candidates: AtLeastOne = 10, num_particles: AtLeastOne | None = None,
+                 max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         """``max_batch``: at most this many chains per denoiser call (null: all B x N at once). ``dedup``: run
         the denoiser and the reward once per distinct chain state (token models; the same samples)."""
         self.check_max_batch(max_batch)

@@ -29,6 +29,7 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction
+from svdd_lightning.ranges import NonNegative
 
 GUIDES = {"reward": "reward gradient through x0-hat (DPS)",
           "value": "learned SVDD-MC value gradient (classifier guidance; the reward is not differentiable)"}
@@ -45,7 +46,7 @@ class DPS(Decoder):
     # decode.py builds the learned value only when the reward has no gradient of its own.
     value_only_without_reward_gradient = True
 
-    def __init__(self, *, reward: Reward, value: ValueFunction | None = None, guidance_scale: float = 1.0) -> None:
+    def __init__(self, *, reward: Reward, value: ValueFunction | None = None, guidance_scale: NonNegative = 1.0) -> None:
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if getattr(reward, "is_differentiable", False):

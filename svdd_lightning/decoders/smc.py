@@ -31,13 +31,14 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction, score_states
+from svdd_lightning.ranges import AtLeastOne, Positive, Probability
 
 
 class SMC(Decoder):
     name = "smc"
 
-    def __init__(self, *, reward: Reward, value: ValueFunction, alpha: float = 1.0, ess_threshold: float = 0.5,
-                 resampling: Literal["systematic", "multinomial"] = "systematic", num_candidates: int = 1,
+    def __init__(self, *, reward: Reward, value: ValueFunction, alpha: Positive = 1.0, ess_threshold: Probability = 0.5,
+                 resampling: Literal["systematic", "multinomial"] = "systematic", num_candidates: AtLeastOne = 1,
                  final_resampling: bool = True, dedup: bool = True) -> None:
         """``num_candidates``: particles per returned sample (the population is batch x K).
         ``final_resampling=False`` returns the weighted particles themselves with their final

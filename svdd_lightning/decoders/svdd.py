@@ -25,13 +25,14 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction, score_states
+from svdd_lightning.ranges import AtLeastOne, NonNegative, Probability
 
 
 class SVDD(Decoder):
     name = "svdd"
 
-    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
-                 max_batch: int | None = None, dedup: bool = True) -> None:
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: AtLeastOne = 10, alpha: NonNegative = 0.0,
+                 max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         """``value`` scores states at t >= 1; at t = 0 the reward does (v_0 = r). ``max_batch``: at
         most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
         large M or large models that leaves the samples unchanged. ``dedup``: score each distinct
@@ -106,10 +107,10 @@ class SVDDR(SVDD):
 
     name = "svdd_r"
 
-    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: int = 10, alpha: float = 0.0,
-                 resample_fraction: float = 0.05, resample_alpha: float = 1.0,
+    def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: AtLeastOne = 10, alpha: NonNegative = 0.0,
+                 resample_fraction: Probability = 0.05, resample_alpha: NonNegative = 1.0,
                  replace: Literal["random", "lowest"] = "random",
-                 max_batch: int | None = None, dedup: bool = True) -> None:
+                 max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch,
                          dedup=dedup)
         if not 0.0 <= resample_fraction <= 1.0:

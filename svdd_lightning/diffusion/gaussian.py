@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
+from svdd_lightning.ranges import AtLeastOne, Positive, Probability
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -49,9 +50,9 @@ class GaussianDiffusion(Diffusion):
         network: nn.Module,
         event_shape: Sequence[int],
         alphas_cumprod: Sequence[float],
-        num_steps: int = 50,
-        eta: float = 1.0,
-        clip_sample: float | None = None,
+        num_steps: AtLeastOne = 50,
+        eta: Probability = 1.0,
+        clip_sample: Positive | None = None,
         timesteps: Sequence[int] | None = None,
         prev_timesteps: Sequence[int] | None = None,
         final_alpha_cumprod: float = 1.0,

@@ -32,6 +32,7 @@ from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.distinct import in_whole_blocks
 from svdd_lightning.diffusion.schedules import LogLinearSchedule, MaskSchedule
 from svdd_lightning.ops import Generators
+from svdd_lightning.ranges import AtLeastOne
 
 
 class MaskedDiffusion(Diffusion):
@@ -41,7 +42,7 @@ class MaskedDiffusion(Diffusion):
     # Most of a step's candidates reveal nothing (probability about exp(-L / T)) and are the same object.
     states_can_repeat = True
 
-    def __init__(self, *, network: nn.Module, vocab_size: int, seq_len: int, num_steps: int = 128,
+    def __init__(self, *, network: nn.Module, vocab_size: AtLeastOne, seq_len: AtLeastOne, num_steps: AtLeastOne = 128,
                  mask_index: int | None = None, token_ids: list[int] | None = None,
                  schedule: MaskSchedule | None = None, time_input: str | None = "fraction") -> None:
         """

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from svdd_lightning.networks import records_arguments
 from torch import Tensor, nn
+from svdd_lightning.ranges import AtLeastOne
 
 
 def time_features(t: Tensor, dim: int) -> Tensor:
@@ -62,7 +63,8 @@ class SequenceDenoiser(nn.Module):
     """tokens (B, L) in [0, V] (V = mask) and time fraction (B,) -> logits (B, L, V)."""
 
     def __init__(
-        self, *, vocab_size: int, channels: int = 64, num_layers: int = 6, kernel_size: int = 5, time_dim: int = 64
+        self, *, vocab_size: AtLeastOne, channels: AtLeastOne = 64, num_layers: AtLeastOne = 6, kernel_size: AtLeastOne = 5,
+        time_dim: AtLeastOne = 64
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -91,7 +93,8 @@ class SequenceRegressor(nn.Module):
     """
 
     def __init__(
-        self, *, vocab_size: int, channels: int = 64, num_layers: int = 6, kernel_size: int = 5, time_dim: int = 64
+        self, *, vocab_size: AtLeastOne, channels: AtLeastOne = 64, num_layers: AtLeastOne = 6, kernel_size: AtLeastOne = 5,
+        time_dim: AtLeastOne = 64
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size

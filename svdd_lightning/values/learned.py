@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from svdd_lightning.distinct import in_whole_blocks
 from svdd_lightning.values.base import ValueFunction
+from svdd_lightning.ranges import AtLeastOne
 
 
 def as_network_input(x_t: Tensor) -> Tensor:
@@ -25,7 +26,7 @@ def as_network_input(x_t: Tensor) -> Tensor:
 class LearnedValue(ValueFunction):
     gradient_in_state = True
 
-    def __init__(self, *, network: nn.Module, num_steps: int) -> None:
+    def __init__(self, *, network: nn.Module, num_steps: AtLeastOne) -> None:
         super().__init__()
         self.network = network
         self.num_steps = num_steps

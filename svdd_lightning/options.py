@@ -1,0 +1,353 @@
+"""Every option of a composed decode/train config, checked before anything is built or written.
+
+A wrong option should stop a run at once, with one line that names the option by its full key
+(``decoder.alpha``) and says what it accepts, not as a traceback from deep inside Lightning or a
+constructor after outputs were started. What an option accepts is read from where it is declared:
+
+- a node with ``_target_`` (decoder, diffusion, networks, data, reward, trainer...): the typed, keyword-only
+  constructor of its class (``typing.get_type_hints``); a range is declared on the parameter with
+  ``Annotated[int, Range(ge=1)]`` (``AtLeastOne``, ``NonNegative``...), and a key the constructor does not take
+  is refused by name;
+- the entry points' own keys (``num_samples``, ``value_training.*``, ``domain.*`` ...): the tables below, whose
+  types are the ones the code reading them expects;
+- keys the builders consume before a constructor sees them (``decoder.max_batch=auto``, ``decoder.compile``,
+  ``*.checkpoint``): ``BUILD_OPTIONS``.
+
+Constructors keep their own checks (the Python API does not pass through here); this module lets a config be
+refused before a single object is built, and gives the message a full key.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import importlib
+import math
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
+
+from svdd_lightning.errors import ConfigError
+from svdd_lightning.ranges import AtLeastOne, FiniteFloat, Fraction, NonNegative, NonNegativeInt, Positive, Range
+
+
+# -- the entry points' own keys ------------------------------------------------------------------ #
+COMMON_OPTIONS: dict[str, Any] = {
+    "seed": NonNegativeInt,
+    "steps": AtLeastOne,
+    "output_dir": str,
+    "model.path": str | None,
+    "domain.name": str,
+    "domain.alphabet": str,
+    "domain.seq_len": AtLeastOne,
+    "domain.rewards": list[str],
+    "domain.reward_scale.*": Positive,
+    "domain.dps_guidance_scale": NonNegative,
+    "domain.reference_dir": str | None,
+    "domain.input_key": str,
+    "domain.value_target": Literal["mean", "soft"],
+    "domain.vocab": str,
+    "domain.vocab_size": AtLeastOne,
+    "domain.channels": AtLeastOne,
+    "domain.image_size": AtLeastOne,
+    "domain.compute_naturalness": bool,
+    "domain.init.fasta": str | None,
+    "domain.init.mask": str | list | None,
+    "prompt": str | None,
+    "value": dict | None,  # the value group's node (null: value=none)
+    "value_network": dict | None,  # the domain's learned-value network (null: it has none)
+    "guidance_scale": NonNegative,
+    "negative_prompt": str,
+}
+
+DECODE_OPTIONS: dict[str, Any] = {
+    **COMMON_OPTIONS,
+    "num_samples": AtLeastOne,
+    "batch_size": AtLeastOne,
+    "reference_out": str | None,
+    "compute_naturalness": bool,
+    "overwrite": bool,
+    "reward_floor": FiniteFloat | None,
+    "init.fasta": str | None,
+    "init.smiles": str | None,
+    # 1-based positions or ranges ("99-109"), a list of them, a fraction in (0, 1), or "header"
+    "init.mask": str | Fraction | list | None,
+}
+
+TRAIN_OPTIONS: dict[str, Any] = {
+    **COMMON_OPTIONS,
+    "stage": Literal["pretrain", "value", "oracle"],
+    "checkpoint_every": AtLeastOne,
+    "pretrain.lr": Positive,
+    "pretrain.warmup_steps": NonNegativeInt,
+    "pretrain.val_check_interval": AtLeastOne,
+    "pretrain.init_from": str | None,
+    "value_training.num_rollouts": AtLeastOne,
+    "value_training.rollout_batch_size": AtLeastOne,
+    "value_training.save_every": AtLeastOne,
+    "value_training.batch_size": AtLeastOne,
+    "value_training.lr": Positive,
+    "value_training.weight_decay": NonNegative,
+    "value_training.val_check_interval": AtLeastOne,
+    "value_training.renoise": bool,
+    "value_training.rollouts": str | None,
+    "value_training.rescore": bool,
+    "value_training.target": Literal["mean", "soft"],
+    "value_training.soft_alpha": Positive | None,
+    "oracle.network": dict | None,
+    "oracle.task": Literal["auto", "regression", "classification"],
+    "oracle.lr": Positive,
+    "oracle.weight_decay": NonNegative,
+    "oracle.val_check_interval": AtLeastOne,
+    # training runs for this many optimizer steps (Lightning's -1 = forever is no use to a stage that must end)
+    "trainer.max_steps": AtLeastOne,
+}
+
+# Keys the builders read themselves (svdd_lightning/build.py) before the constructor sees the rest.
+BUILD_OPTIONS: dict[str, Any] = {
+    "*.checkpoint": str | None,
+    "decoder.max_batch": AtLeastOne | Literal["auto"] | None,
+    "decoder.compile": bool,
+    "decoder.refine_rounds": NonNegativeInt,
+    "decoder.refine_fraction": Fraction,
+    "trainer.devices": AtLeastOne | Literal["auto"] | list[int],
+    "trainer.accelerator": Literal["cpu", "gpu", "cuda", "mps", "auto"],
+    # a reward node's keys that configure the framework's wrapping of a user's function (rewards/build.py)
+    "reward.components": list[str],
+    "reward.weights": list[float] | None,
+    "reward.scales": list[Positive] | None,
+}
+
+ENTRY_OPTIONS = {"decode": DECODE_OPTIONS, "train": TRAIN_OPTIONS}
+
+
+# -- what a value is checked against ------------------------------------------------------------- #
+def describe(annotation: Any) -> str:
+    """What an annotation accepts, in words (for the error message)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        inner, ranges = args[0], [a for a in args[1:] if isinstance(a, Range)]
+        text = describe(inner)
+        return f"{text} {ranges[0].describe()}".strip() if ranges and ranges[0].describe() else text
+    if origin in (Union, types.UnionType):
+        words = [describe(a) if a is not type(None) else "null" for a in args]
+        return " or ".join(dict.fromkeys(words))
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "a whole number"
+    if annotation is float:
+        return "a number"
+    if annotation in (str, Path):
+        return "a string"
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        return "a list" + (f" of {describe(args[0])}s" if args and args[0] is not Ellipsis and describe(args[0]) else "")
+    if origin in (dict, Mapping) or annotation is dict:
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def conforms(value: Any, annotation: Any) -> bool:
+    """Whether a config value fits a declared annotation (types and ranges; unknown classes accept only nodes)."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        if not conforms(value, args[0]):
+            return False
+        return all(r.holds(value) for r in args[1:] if isinstance(r, Range) and not isinstance(value, (list, dict)))
+    if origin in (Union, types.UnionType):
+        return any(conforms(value, a) for a in args)
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation in (str, Path) or annotation is typing.LiteralString:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        inner = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        return not args or all(conforms(v, inner) for v in value)
+    if origin in (dict, Mapping) or annotation in (dict, Mapping):
+        return isinstance(value, dict)
+    if isinstance(annotation, typing.TypeVar):
+        return True
+    # A class of its own (an nn.Module, a Domain, a Lightning Callback): a config can give it only as a node.
+    return isinstance(value, dict)
+
+
+def scalar_kind(annotation: Any) -> set[str]:
+    """The scalar kinds an annotation admits (int, float, bool, str, literal): what the option test tries."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return scalar_kind(args[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(scalar_kind(a) for a in args))
+    if origin is Literal:
+        return {"literal"}
+    return {{bool: "bool", int: "int", float: "float", str: "str", Path: "str"}.get(annotation, "other")}
+
+
+def ranges_of(annotation: Any) -> list[tuple[Range, bool]]:
+    """The ranges declared in an annotation, each with whether its number is whole."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return [(r, args[0] is int) for r in args[1:] if isinstance(r, Range) and r.describe()]
+    if origin in (Union, types.UnionType):
+        return [r for a in args for r in ranges_of(a)]
+    return []
+
+
+# -- walking a composed config -------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Option:
+    """One leaf of a composed config: its full key, its value, and the annotation that declares it (None: none)."""
+
+    key: str
+    value: Any
+    annotation: Any
+    owner: str  # where the declaration lives: a class path or the entry point's table
+
+
+def lookup(table: Mapping[str, Any], key: str) -> Any:
+    if key in table:
+        return table[key]
+    return next((a for pattern, a in table.items() if "*" in pattern and fnmatch.fnmatchcase(key, pattern)), None)
+
+
+def locate(path: str) -> Any:
+    """The object at a dotted import path (module, then attributes), or None when it cannot be imported."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def signature_of(target: str) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool] | None:
+    """(parameters, resolved annotations, takes **kwargs) of a ``_target_``'s constructor or function."""
+    obj = locate(target)
+    if obj is None:  # an unimportable target is reported by the builder with its own message
+        return None
+    fn = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        params = dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return None
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # noqa: BLE001 - a hint under TYPE_CHECKING only: fall back to the raw annotations
+        hints = {}
+    annotations = {}
+    for name, p in params.items():
+        if name in hints:
+            annotations[name] = hints[name]
+        elif p.annotation is not inspect.Parameter.empty and not isinstance(p.annotation, str):
+            annotations[name] = p.annotation
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return params, annotations, takes_kwargs
+
+
+def leaf_value(node: DictConfig, key: Any) -> tuple[bool, Any]:
+    """(resolved, value) of one child of a config node; an interpolation that cannot resolve here is skipped."""
+    try:
+        child = node[key]
+    except (InterpolationResolutionError, OmegaConfBaseException, ValueError):
+        return False, None
+    if isinstance(child, (DictConfig, ListConfig)):
+        try:
+            return True, OmegaConf.to_container(child, resolve=True)
+        except (InterpolationResolutionError, OmegaConfBaseException, ValueError):
+            return False, None
+    return True, child
+
+
+def walk(cfg: DictConfig, table: Mapping[str, Any]) -> Iterator[Option]:
+    """Every leaf option of ``cfg`` (Hydra's own node left out), with its declaration."""
+    yield from _walk(cfg, "", table, owner=None)
+
+
+def _walk(node: DictConfig, prefix: str, table: Mapping[str, Any], *, owner: str | None) -> Iterator[Option]:
+    """The leaves under ``node``; ``owner`` is the ``_target_`` of ``node`` when it has one."""
+    signature = signature_of(owner) if owner is not None else None
+    for key in map(str, node):
+        full = f"{prefix}{key}"
+        if full == "hydra" or key.startswith("_"):
+            continue
+        raw = node._get_node(key)
+        declared = lookup(BUILD_OPTIONS, full) or lookup(table, full)
+        taken = signature is not None and key in signature[0]
+        if declared is None and isinstance(raw, DictConfig) and "_target_" in raw:
+            yield from _walk(raw, f"{full}.", table, owner=str(raw._get_node("_target_")._value()))
+            continue
+        if declared is None and isinstance(raw, DictConfig) and not taken:
+            yield from _walk(raw, f"{full}.", table, owner=None)
+            continue
+        resolved, value = leaf_value(node, key)
+        if not resolved or (value is None and OmegaConf.is_interpolation(node, key)):
+            # null taken from another option (diffusion.path: ${model.path}): the builder names what is missing
+            continue
+        if declared is not None:
+            yield Option(full, value, declared, "entry")
+        elif signature is None:
+            yield Option(full, value, None, owner or "entry")
+        elif taken:
+            yield Option(full, value, signature[1].get(key), owner)
+        else:  # a key the constructor does not take (unless it takes **kwargs)
+            yield Option(full, value, None if signature[2] else _UNKNOWN, owner)
+
+
+class _Unknown:
+    """The annotation of a key the target's constructor does not take."""
+
+
+_UNKNOWN = _Unknown()
+
+
+def problem(option: Option) -> str | None:
+    """The error message for one option, or None when its value is accepted."""
+    if option.annotation is _UNKNOWN:
+        cls = option.owner.rsplit(".", 1)[-1]
+        params = signature_of(option.owner)
+        names = [n for n in (params[0] if params else {}) if n not in ("self", "args", "kwargs")]
+        return (f"{option.key} is not an option of {cls}; its options are {', '.join(names) or 'none'} "
+                f"(remove {option.key}=...).")
+    if option.annotation is None or conforms(option.value, option.annotation):
+        return None
+    shown = "null" if option.value is None else option.value
+    return f"{option.key}={shown} is not accepted: {option.key} takes {describe(option.annotation)}."
+
+
+def check_config(cfg: DictConfig, *, entry: Literal["decode", "train"]) -> int:
+    """Raise a ConfigError naming the first option of ``cfg`` whose value its declaration refuses; returns the
+    number of options checked. Called by decode.py and train.py before anything is built or written."""
+    checked = 0
+    for option in walk(cfg, ENTRY_OPTIONS[entry]):
+        message = problem(option)
+        if message is not None:
+            raise ConfigError(message)
+        checked += option.annotation is not None
+    return checked
