@@ -111,6 +111,26 @@ def compose_decode(overrides: list[str]):
     return cfg
 
 
+CELL_FILE = "cell.json"  # written once a cell's decode finished: the settings it ran with
+
+
+def finished_cell(run_dir: Path, fingerprint: dict) -> dict | None:
+    """The summary of a cell an earlier (stopped) benchmark finished with the same settings, else None."""
+    marker, summary = run_dir / CELL_FILE, run_dir / "summary.json"
+    if not (marker.is_file() and summary.is_file() and (run_dir / "samples.csv").is_file()):
+        return None
+    stored = json.loads(marker.read_text()).get("fingerprint")
+    return json.loads(summary.read_text()) if stored == json.loads(json.dumps(fingerprint, default=str)) else None
+
+
+def resumable_cell(run_dir: Path, fingerprint: dict) -> bool:
+    """Whether run_dir holds the shards of a stopped decode of these settings (decode.py resumes them)."""
+    from svdd_lightning.runs import FINGERPRINT
+
+    stored = run_dir / ".shards" / FINGERPRINT
+    return not (run_dir / "summary.json").exists() and stored.is_file() and json.loads(stored.read_text()) == fingerprint
+
+
 def read_rewards(run_dir: Path) -> list[float]:
     """Per-sample rewards of one decode run, from its samples.csv."""
     with open(run_dir / "samples.csv", newline="") as handle:
@@ -179,13 +199,18 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
     from hydra.errors import InstantiationException
 
+    from omegaconf import open_dict
+
     from decode import run_decode
+    from svdd_lightning.atomic import atomic_write_text
     from svdd_lightning.errors import SVDDError
+    from svdd_lightning.runs import run_fingerprint
+    from svdd_lightning.stopping import StopRequested
 
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
                  f"batch_size={batch_size}", f"seed={seed}",
                  *([] if decoder in SINGLE_POINT else budget_options(decoder, num_candidates)),
-                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false", "overwrite=true"]
+                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false"]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
            "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,9 +221,18 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
             # SVDD-R would resample no member of so small a batch: it would repeat SVDD-PM's run.
             return {**row, "skipped": f"a batch of {batch_size} is too small for {decoder}'s resampling "
                                       f"(round({fraction} x {batch_size}) = 0 members): it would repeat svdd_pm"}
-        # decode.py's report goes to the run's own log; the benchmark prints one line per run.
-        with open(run_dir / "decode.log", "w") as log, contextlib.redirect_stdout(log):
-            summary = run_decode(cfg)
+        fingerprint = run_fingerprint(cfg)
+        summary = finished_cell(run_dir, fingerprint)
+        if summary is None:
+            with open_dict(cfg):
+                # a cell stopped partway with these settings resumes from its shards; anything else starts over
+                cfg.overwrite = not resumable_cell(run_dir, fingerprint)
+            # decode.py's report goes to the run's own log; the benchmark prints one line per run.
+            with open(run_dir / "decode.log", "a") as log, contextlib.redirect_stdout(log):
+                summary = run_decode(cfg)
+            atomic_write_text(run_dir / CELL_FILE, json.dumps({"fingerprint": fingerprint}, default=str) + "\n")
+    except StopRequested:  # SIGTERM / Ctrl-C: the benchmark stops; finished cells and this cell's shards stay
+        raise
     except SVDDError as exc:  # e.g. no SVDD-MC value shipped for this reward
         return {**row, "skipped": str(exc)}
     except InstantiationException as exc:  # a constructor refused, e.g. DPS without any gradient
@@ -689,6 +723,20 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_lightning()
     torch.set_float32_matmul_precision("high")
+    from svdd_lightning.stopping import StopRequested, resume_hint, stop_on_signals
+
+    try:
+        with stop_on_signals():  # SIGTERM / Ctrl-C: stop between or inside cells; a rerun picks up the rest
+            return run_benchmark(args, argv, mode, out)
+    except StopRequested as stop:
+        print(f"{stop}: finished cells are kept in {out / 'runs'}; {resume_hint()}", file=sys.stderr, flush=True)
+        return stop.exit_code
+
+
+def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: Path) -> int:
+    """The table, the scaling comparison and the report; cells finished by an earlier run are reused."""
+    import torch
+
     cells = CellLogger(args.logger, out, mode=mode.name)
     start, cpu_start = time.perf_counter(), time.process_time()
     rows: list[dict] = []

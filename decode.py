@@ -76,9 +76,6 @@ def run_decode(cfg: DictConfig) -> dict | None:
     quiet_lightning()
     check_config(cfg, entry="decode")  # every option, before anything is built or written
     output_dir = Path(cfg.output_dir)
-    done = prepare_output_dir(cfg, output_dir)
-    if done and is_launcher_process():
-        print(f"resuming: {len(done)} batch(es) already decoded in {output_dir / '.shards'} are kept; decoding the rest")
     choices = HydraConfig.get().runtime.choices
     domain = build_domain(cfg)
     guarded = GuardedReward(reward=build_reward(cfg, domain), floor=cfg.get("reward_floor"),
@@ -87,6 +84,10 @@ def run_decode(cfg: DictConfig) -> dict | None:
     reward = reward_of_states(guarded, diffusion)  # a latent model's rewards score decoded images
     init = start_from_seeds(cfg, domain, diffusion)
     decoder, value = build_decoder(cfg, diffusion=diffusion, reward=reward)
+    # Only now, with every input built and checked, is output_dir made: a refused option leaves nothing behind.
+    done = prepare_output_dir(cfg, output_dir)
+    if done and is_launcher_process():
+        print(f"resuming: {len(done)} batch(es) already decoded in {output_dir / '.shards'} are kept; decoding the rest")
     reference = load_reference(cfg, reward.name)
     run_config = {"domain": cfg.domain.name, "reward": reward.name, "decoder": choices.get("decoder", "custom"),
                   "num_samples": cfg.num_samples, "seed": cfg.seed, "steps": cfg.steps, **decoder.settings()}

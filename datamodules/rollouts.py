@@ -61,6 +61,59 @@ def load_rollouts(path: str | Path) -> dict:
     return data
 
 
+class ResumableLoader(DataLoader):
+    """A shuffled DataLoader whose position Lightning saves in its checkpoints (``state_dict``/``load_state_dict``),
+    so a stopped value training resumes with the very batches an uninterrupted one would have seen: the stream of
+    batches is a function of how many were consumed. Epoch e is shuffled by a generator seeded by (seed, e), not
+    by the global RNG. Lightning saves a checkpoint after a batch's step and takes the next batch only after
+    that (measured: the batches yielded equal the epoch loop's processed count in every saved checkpoint), so the
+    state is the batches yielded in the current epoch."""
+
+    def __init__(self, dataset: Dataset, *, batch_size: int, seed: int, num_workers: int = 0,
+                 drop_last: bool = False) -> None:
+        self.order = EpochOrder(len(dataset), seed=seed)
+        super().__init__(dataset, batch_size=batch_size, sampler=self.order, num_workers=num_workers,
+                         drop_last=drop_last)
+        self.epoch, self.yielded, self.skip = -1, 0, 0
+
+    def __iter__(self):
+        self.epoch += 1
+        self.order.set_epoch(self.epoch, skip=self.skip * self.batch_size)
+        self.yielded, self.skip = self.skip, 0
+        for batch in super().__iter__():
+            self.yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.yielded}
+
+    def load_state_dict(self, state: dict) -> None:
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        if batches >= len(self):  # the epoch was finished: the next batch is the next epoch's first
+            epoch, batches = epoch + 1, 0
+        self.epoch, self.skip = epoch - 1, batches  # the next __iter__ is that epoch, without its first batches
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """A permutation of range(n) per epoch from a generator seeded by (seed, epoch), optionally without its first
+    ``skip`` items (a resumed epoch)."""
+
+    def __init__(self, n: int, *, seed: int) -> None:
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        from svdd_lightning.ops import sample_seed
+
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(sample_seed(self.seed, self.epoch)))
+        return iter(order[self.skip:].tolist())
+
+
 class RolloutDataModule(L.LightningDataModule):
     def __init__(self, *, path: str, batch_size: int = 128, val_fraction: float = 0.1, num_workers: int = 0,
                  seed: int = 0, renoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
@@ -92,8 +145,8 @@ class RolloutDataModule(L.LightningDataModule):
         self.val_set = RolloutDataset(data["states"][val], data["steps"], data["rewards"][val])
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=len(self.train_set) > self.batch_size)
+        return ResumableLoader(self.train_set, batch_size=self.batch_size, seed=self.seed, num_workers=self.num_workers,
+                               drop_last=len(self.train_set) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=4 * self.batch_size, shuffle=False, num_workers=self.num_workers)

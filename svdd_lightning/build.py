@@ -16,6 +16,25 @@ from svdd_lightning.cli import accepts
 from svdd_lightning.errors import ConfigError
 
 
+def instantiate_option_node(node: dict, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node)`` of the config node at ``key``; a constructor's ValueError (a check across options that
+    svdd_lightning/options.py cannot see, e.g. SMC's final_resampling=false with num_candidates=2) becomes a
+    ConfigError that names the option by its full key when the message starts with the parameter's name."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, ValueError):
+            cause = cause.__cause__
+        if cause is None or isinstance(cause, ConfigError):
+            raise
+        first = str(cause).split(" ", 1)[0].split("=", 1)[0].removesuffix("'s")
+        option = f"{key}.{first}" if first in node else key
+        raise ConfigError(f"{option}: {cause} (set it with {option}=VALUE).") from None
+
+
 def split_checkpoint(node: DictConfig | dict) -> tuple[dict, str | None]:
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     checkpoint = container.pop("checkpoint", None)
@@ -271,7 +290,8 @@ def build_decoder(cfg: DictConfig, *, diffusion: Any, reward: Any) -> tuple[Any,
     rounds, fraction = refinement_options(node)
     if node.pop("compile", False):
         compile_networks(diffusion, value)
-    decoder = with_refinement(instantiate(node, **options), diffusion=diffusion, rounds=rounds, fraction=fraction)
+    decoder = with_refinement(instantiate_option_node(node, "decoder", **options), diffusion=diffusion, rounds=rounds,
+                              fraction=fraction)
     return decoder, value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -24,8 +25,18 @@ def friendly_errors(main: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        from svdd_lightning.stopping import StopRequested, resume_hint, stop_on_signals
+
         try:
-            return main(*args, **kwargs)
+            with stop_on_signals():  # SIGTERM / Ctrl-C: stop at the next safe point, keep what is finished
+                return main(*args, **kwargs)
+        except (StopRequested, SIGTERMException) as exc:
+            # Lightning's own SIGTERM exit (after a training batch) would exit with status 0: a stop is not a finish.
+            stop = exc if isinstance(exc, StopRequested) else StopRequested(signal.SIGTERM)
+            print(f"{stop}: finished work is kept; {resume_hint()}", file=sys.stderr, flush=True)
+            sys.exit(stop.exit_code)
         except SVDDError as exc:
             fail(str(exc))
         except InstantiationException as exc:

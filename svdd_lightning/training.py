@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from svdd_lightning.build import build_logger, build_trainer
+from svdd_lightning.stopping import StopAfterBatch
 
 
 def fit(cfg: DictConfig, module: L.LightningModule, data, output_dir: Path, *, name: str, val_every: int,
@@ -23,6 +24,6 @@ def fit(cfg: DictConfig, module: L.LightningModule, data, output_dir: Path, *, n
         print(f"resuming from {last} (an interrupted run in this output_dir); delete it to start over")
     trainer = build_trainer(cfg.trainer, logger=build_logger(cfg, output_dir=output_dir, name=name) or False,
                             val_check_interval=min(val_every, cfg.trainer.max_steps), check_val_every_n_epoch=None,
-                            callbacks=[*callbacks, keeper], num_sanity_val_steps=0)
+                            callbacks=[*callbacks, keeper, StopAfterBatch(last=last)], num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
     return trainer

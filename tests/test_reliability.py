@@ -44,10 +44,10 @@ def assert_clean_failure(proc, *needles: str, out: Path | None = None) -> None:
 
 
 @pytest.mark.parametrize("option, needle", [
-    ("decoder.num_candidates=0", "num_candidates must be >= 1"),
-    ("decoder.alpha=-1", "alpha must be >= 0"),
-    ("num_samples=0", "num_samples=0 is not a positive integer"),
-    ("decoder=svdd_r decoder.resample_fraction=2", "resample_fraction"),
+    ("decoder.num_candidates=0", "decoder.num_candidates=0 is not accepted: decoder.num_candidates takes a whole number >= 1"),
+    ("decoder.alpha=-1", "decoder.alpha=-1 is not accepted: decoder.alpha takes a number >= 0"),
+    ("num_samples=0", "num_samples=0 is not accepted"),
+    ("decoder=svdd_r decoder.resample_fraction=2", "decoder.resample_fraction=2 is not accepted"),
 ])
 def test_out_of_range_options_are_clear_errors(workdir, pretrained, option, needle):
     out = workdir / f"bad-{option.split('=')[0]}"
@@ -173,3 +173,60 @@ def test_rollouts_of_another_reward_are_not_reused(workdir, pretrained):
     proc = run(*common, "reward=gc", tmp=workdir, check=False)
     assert proc.returncode == 2 and "holds rollouts drawn with other settings (reward differ)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+RESUME_LINE = "to resume, run the same command again: python "
+
+
+def test_a_sigtermed_decode_stops_cleanly_and_resumes_to_the_same_samples(workdir, pretrained, monkeypatch):
+    """SIGTERM partway (sent by the reward to its own process at a fixed call, so no timing is involved): the batch
+    in flight is dropped whole, finished shards stay, exit 143 with one line saying how to resume; the same
+    command then decodes the rest, and the samples equal an uninterrupted run's."""
+    common = ["num_samples=64", "batch_size=8", "seed=5", "reward._target_=tests.user_reward.KilledMidRun"]
+    whole = workdir / "sigterm-uninterrupted"
+    decode(workdir, whole, *common, check=True)
+    out = workdir / "sigtermed"
+    monkeypatch.setenv("SVDD_TEST_KILL_AFTER", "12")  # each batch of 8 calls the reward ~5 times
+    monkeypatch.setenv("SVDD_TEST_SIGNAL", "SIGTERM")
+    proc = decode(workdir, out, *common)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    stops = [line for line in proc.stderr.splitlines() if RESUME_LINE in line]
+    assert len(stops) == 1 and stops[0].startswith("stopped by SIGTERM") and "Traceback" not in proc.stderr
+    shards = list((out / ".shards").glob("batch-*.pt"))
+    assert 0 < len(shards) < 8 and not (out / "summary.json").exists() and not (out / "samples.csv").exists()
+    monkeypatch.delenv("SVDD_TEST_KILL_AFTER")
+    resumed = decode(workdir, out, *common, check=True)
+    assert f"resuming: {len(shards)} batch(es) already decoded" in resumed.stdout
+    assert (out / "samples.csv").read_text() == (whole / "samples.csv").read_text()
+
+
+@pytest.mark.slow  # three value trainings of ~15 s; `make test-slow`
+def test_a_sigtermed_value_training_resumes_to_the_same_weights(workdir, pretrained):
+    """SIGTERM during regression: the finished step is saved to last.ckpt, exit 143; the same command resumes from
+    it (the rollout loader's position included) and ends with the same weights, bitwise, as an uninterrupted run."""
+    import torch
+
+    pre = pretrained.parent
+    args = ["train.py", "stage=value", f"diffusion.checkpoint={pre / 'pretrained.ckpt'}", "value_training.num_rollouts=16",
+            "value_training.rollout_batch_size=8", "value_training.batch_size=8", "value_training.val_check_interval=50",
+            "trainer.max_steps=300", "checkpoint_every=10", "logger=none", *TINY]
+    whole, out = workdir / "value-uninterrupted", workdir / "value-sigtermed"
+    run(*args, f"output_dir={whole}", tmp=workdir)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, *args, f"output_dir={out}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    last = out / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:  # the first periodic checkpoint: training is under way
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, "the run finished before it could be stopped: " + err[-1000:]
+    assert sum(RESUME_LINE in line for line in err.splitlines()) == 1 and not (out / "value.ckpt").exists()
+    stopped_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < stopped_at < 300
+    resumed = run(*args, f"output_dir={out}", tmp=workdir)
+    assert f"resuming from {last}" in resumed.stdout
+    for name in ("checkpoints/last.ckpt", "value.ckpt"):
+        a = torch.load(whole / name, map_location="cpu", weights_only=False)["state_dict"]
+        b = torch.load(out / name, map_location="cpu", weights_only=False)["state_dict"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name

@@ -35,7 +35,9 @@ class Raises(Reward):
 
 class KilledMidRun(Reward):
     """AT content, but the process SIGKILLs itself at the SVDD_TEST_KILL_AFTER-th call when that
-    variable is set: a real crash (no clean-up, no exception) in the middle of a decode."""
+    variable is set: a real crash (no clean-up, no exception) in the middle of a decode. With
+    SVDD_TEST_SIGNAL=SIGTERM (or SIGINT) it sends itself that signal instead, once: a scheduler's
+    preemption or a Ctrl-C at a known point of the run, with no timing involved."""
 
     name = "at_content"
     calls = 0
@@ -47,8 +49,8 @@ class KilledMidRun(Reward):
 
         type(self).calls += 1
         limit = os.environ.get("SVDD_TEST_KILL_AFTER")
-        if limit and type(self).calls >= int(limit):
-            os.kill(os.getpid(), signal.SIGKILL)
+        if limit and type(self).calls == int(limit):
+            os.kill(os.getpid(), getattr(signal, os.environ.get("SVDD_TEST_SIGNAL", "SIGKILL")))
         return ((x0 == 0) | (x0 == 3)).float().mean(dim=-1)
 
 

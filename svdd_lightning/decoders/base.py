@@ -19,9 +19,18 @@ from torch import Tensor
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.distinct import denoise_distinct
 from svdd_lightning.ops import Generators
+from svdd_lightning.stopping import raise_if_requested
 
 
 KINDS = ("denoiser", "value", "reward")
+
+
+def stoppable(steps):
+    """The steps, checking before each one for a stop signal (svdd_lightning/stopping.py): a stopped decode drops
+    its batch in flight whole, so nothing half-decoded is ever written."""
+    for t in steps:
+        raise_if_requested()
+        yield t
 
 
 @dataclass
@@ -80,11 +89,11 @@ class Decoder(ABC):
     def steps(self, diffusion: Diffusion):
         """The reverse-time grid, with a per-step progress bar when ``show_progress`` is set."""
         steps = diffusion.timesteps()
-        if not self.show_progress:
-            return steps
-        from tqdm.auto import tqdm
+        if self.show_progress:
+            from tqdm.auto import tqdm
 
-        return tqdm(steps, desc=f"{self.name}: denoising steps", leave=False, dynamic_ncols=True)
+            steps = tqdm(steps, desc=f"{self.name}: denoising steps", leave=False, dynamic_ncols=True)
+        return stoppable(steps)
 
     @abstractmethod
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:

@@ -12,6 +12,7 @@ import torch
 from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.stopping import raise_if_requested
 
 
 def saved_steps(num_steps: int, every: int) -> list[int]:
@@ -38,6 +39,7 @@ class RolloutModule(L.LightningModule):
         keep = set(self.steps)
         states = []
         for t in self.diffusion.timesteps():
+            raise_if_requested()  # a stop drops this batch whole (svdd_lightning/stopping.py); written ones stay
             if t in keep:
                 states.append(x)
             x = self.diffusion.step(x, t, gens).prev_sample
