@@ -194,3 +194,49 @@ def test_report_only_redraws_the_scaling_plots(bench):
     assert after["rows"] == before["rows"] and after["scaling"] == before["scaling"]
     assert (bench / "scaling_image_compressibility.png").stat().st_size > 10_000
     assert "Inference-time scaling" in (bench / "benchmark.md").read_text()
+
+
+@pytest.mark.slow  # three small benchmarks in this process, ~1 min; `make test-slow`
+def test_a_sigtermed_benchmark_stops_inside_a_cell_and_resumes_to_the_same_rows(tmp_path, monkeypatch, capsys):
+    """SIGTERM once the first cell is done (sent to this process, so no timing is involved): the next cell stops at
+    its first denoising step, exit 143 with one resume line, the finished cell stays; rerunning the same command
+    reuses it, finishes the rest, and every row equals an uninterrupted benchmark's (wall times aside)."""
+    import os
+    import signal
+
+    import benchmark
+
+    def args(out):
+        return ["--quick", "--tasks", "image/compressibility", "--decoders", "pretrained", "best_of_n", "svdd_pm",
+                "--num_samples", "4", "--num_candidates", "2", "--no_scaling", "--logger", "none", "--output_dir", str(out)]
+
+    assert benchmark.main(args(tmp_path / "whole")) == 0
+    real_run_one = benchmark.run_one
+    calls = []
+
+    def run_one_then_sigterm(**kwargs):
+        row = real_run_one(**kwargs)
+        calls.append(kwargs["decoder"])
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by benchmark.main's stop_on_signals
+        return row
+
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(benchmark, "run_one", run_one_then_sigterm)
+    capsys.readouterr()
+    assert benchmark.main(args(out)) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert sum("to resume, run the same command again" in line for line in err.splitlines()) == 1
+    assert calls == ["pretrained"] and not (out / "benchmark.json").exists()  # the second cell stopped inside
+    assert (out / "runs" / "image-compressibility-pretrained" / "cell.json").exists()
+    stopped = out / "runs" / "image-compressibility-best_of_n"
+    assert (stopped / ".shards" / "run.json").exists() and not (stopped / "summary.json").exists()
+    monkeypatch.setattr(benchmark, "run_one", real_run_one)
+    assert benchmark.main(args(out)) == 0
+
+    def comparable(path):
+        timing = ("wall", "seconds", "output_dir")
+        return [{k: v for k, v in r.items() if not any(t in k for t in timing)}
+                for r in json.loads((path / "benchmark.json").read_text())["rows"]]
+
+    assert comparable(out) == comparable(tmp_path / "whole")
