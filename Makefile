@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow data clean
+.PHONY: setup demo test test-slow test-portable data clean
 
 setup: $(STAMP) data
 
@@ -34,6 +34,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# The rounding-sensitive tests under five kernel settings that stand in for other CPUs (scripts/test_portable.sh).
+test-portable: setup
+	PYTHON=$(PY) bash scripts/test_portable.sh
 
 clean:
 	rm -rf $(VENV) data outputs

@@ -16,6 +16,10 @@ from svdd_lightning.values.learned import LearnedValue
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# Intra-op threads of the tests' torch: 1 unless OMP_NUM_THREADS says otherwise (make test-portable runs the
+# rounding-sensitive tests under 1 and 2). Tiny models gain nothing from threads, and on a busy 2-core machine
+# OpenMP barriers make two threads far slower than one.
+TEST_THREADS = int(os.environ.get("OMP_NUM_THREADS") or 1)
 # Overrides that make the DNA domain tiny for end-to-end runs of train.py / decode.py.
 TINY = [
     "domain.seq_len=24", "steps=4",
@@ -32,6 +36,9 @@ def run(script: str, *args: str, tmp: Path, check: bool = True) -> subprocess.Co
            "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_MODE", None)
     env.pop("WANDB_API_KEY", None)
+    # An in-process W&B run of this pytest process leaves its service's address here; a child that found it would
+    # share that service and exit without waiting for it to write the child's run file (a user's command owns one).
+    env.pop("WANDB_SERVICE", None)
     proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     if check and proc.returncode != 0:

@@ -7,7 +7,7 @@ from svdd_lightning import ops
 from svdd_lightning.diffusion.gaussian import GaussianDiffusion
 from svdd_lightning.networks.image import ImageClassifier
 from tests.contracts import DiffusionContract
-from tests.helpers import ddpm_alphas_cumprod, tiny_unet_denoiser
+from tests.helpers import TEST_THREADS, ddpm_alphas_cumprod, tiny_unet_denoiser
 
 EVENT = (1, 8, 8)
 
@@ -17,7 +17,7 @@ def one_thread():
     """Tiny convolutions gain nothing from intra-op threads, and when the cores are shared the
     threads' spin-waiting makes every test here ~10x slower."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(TEST_THREADS)
     yield
     torch.set_num_threads(previous)
 

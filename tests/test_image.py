@@ -27,7 +27,7 @@ from svdd_lightning.rewards.image import CompressibilityReward, DigitReward
 from svdd_lightning.rewards.oracle import OracleReward, build_oracle_network
 from tests.contracts import RewardContract
 
-from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
+from tests.helpers import TEST_THREADS, image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
 from tests.helpers import ROOT, ddpm_alphas_cumprod, tiny_unet_denoiser  # noqa: E402
 from tests.helpers import TINY as DNA_TINY  # noqa: E402
 from tests.helpers import run  # noqa: E402
@@ -54,7 +54,7 @@ def one_thread():
     """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP barriers make
     two threads far slower than one."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(TEST_THREADS)
     yield
     torch.set_num_threads(threads)
 
