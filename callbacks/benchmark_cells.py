@@ -37,6 +37,8 @@ class CellLogger:
             return
         import wandb
 
+        from callbacks.wandb_offline import finish_and_flush
+
         name = f"{row['domain']}-{row['reward']}-{row['decoder']}" + (f"-b{row['budget']}" if part == "scaling" else "")
         config = {"domain": row["domain"], "reward": row["reward"], "decoder": row["decoder"],
                   "budget": row["budget"], "num_candidates": row.get("num_candidates", row["budget"]),
@@ -52,7 +54,7 @@ class CellLogger:
                 run.summary.update({k: row[k] for k in ("median", "q90", "mean", "median_ci", "q90_ci",
                                                         "calls_per_sample", "wall_seconds",
                                                         "wall_seconds_per_sample", "naturalness")})
-            run.finish()
+            finish_and_flush(run)  # the file whole before the next cell, and before the benchmark exits
             self.count += 1
         except Exception as exc:  # noqa: BLE001 - a logging failure must not lose the benchmark
             print(f"W&B logging failed ({type(exc).__name__}: {exc}); the benchmark goes on without it", flush=True)

@@ -101,7 +101,10 @@ def log_decode_to_wandb(logger: Any, *, domain: Any, result: Any, steps: list[in
 
 
 def finish_wandb_run(logger: Any) -> None:
-    """Close the decode's W&B run, so its files are complete when decode returns (in-process callers such as
-    benchmark.py and tests read them; a script's run would be closed at exit anyway)."""
+    """Close the decode's W&B run and wait until its file is written whole, so it is complete when decode
+    returns: ``finish()`` alone returns before W&B's service writes the file's last rows, and a process that
+    shares another's service (an in-process caller, a child of one) does not wait for it at exit."""
     if logger is not None and type(logger).__name__ == "WandbLogger":
-        logger.experiment.finish()
+        from callbacks.wandb_offline import finish_and_flush
+
+        finish_and_flush(logger.experiment)

@@ -148,16 +148,12 @@ def test_benchmark_scaling_rows_and_plot(bench):
 
 
 def read_offline_run(path):
-    """(group, config, summary) of one offline W&B run file."""
-    from wandb.proto import wandb_internal_pb2
-
-    from callbacks.wandb_offline import iter_payloads
+    """(group, config, summary) of one offline W&B run file, once W&B has written it whole."""
+    from callbacks.wandb_offline import read_finished_run, record_type
 
     group, config, summary = None, {}, {}
-    for payload in iter_payloads(path):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        kind = record.WhichOneof("record_type")
+    for record in read_finished_run(path):
+        kind = record_type(record)
         if kind == "run":
             group = record.run.run_group
             config.update({u.key: json.loads(u.value_json) for u in record.run.config.update})
