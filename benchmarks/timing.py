@@ -52,6 +52,22 @@ class Timers:
 
         module.forward = timed
 
+    def wrap_function(self, name: str, owner, attribute: str):
+        """Time calls of a module-level function (``owner.attribute``, looked up at call time by its callers);
+        returns a function that puts the original back."""
+        inner = getattr(owner, attribute)
+
+        def timed(*args, **kwargs):
+            self.sync()
+            tic = time.perf_counter()
+            out = inner(*args, **kwargs)
+            self.sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - tic
+            return out
+
+        setattr(owner, attribute, timed)
+        return lambda: setattr(owner, attribute, inner)
+
     def reset(self) -> None:
         self.seconds, self.rows = {}, {}
 

@@ -4,7 +4,9 @@ Randomness is drawn per sample: every sample owns a ``torch.Generator`` seeded f
 (seed, global sample index). A sample's draws therefore do not depend on which other
 samples share its batch or its process, so 1 CPU and N GPUs give the same samples.
 Generators live on the CPU and draws are moved to the target device afterwards, which also
-makes samples identical across device types.
+makes samples identical across device types. Each generator fills its row of one CPU tensor in place (the numbers
+``torch.rand(shape, generator=g)`` would draw); bound for CUDA, that tensor is page-locked and copied without
+blocking, since a copy from pageable memory makes PyTorch synchronise the stream at every draw.
 """
 
 from __future__ import annotations
@@ -39,20 +41,34 @@ def repeat_generators(generators: Generators, times: int) -> list[torch.Generato
     return [g for g in generators for _ in range(times)]
 
 
+def host_buffer(shape: Sequence[int], device: torch.device | str) -> Tensor:
+    """An uninitialised float CPU tensor for draws bound for ``device``: page-locked when that is a CUDA device, so
+    that ``to_device`` copies it without a stream synchronisation."""
+    return torch.empty(tuple(shape), pin_memory=torch.device(device).type == "cuda")
+
+
+def to_device(host: Tensor, device: torch.device | str) -> Tensor:
+    """``host`` on ``device``, copied asynchronously (a page-locked source is safe to free: PyTorch's host allocator
+    waits for the copy before reusing it; a CPU ``device`` returns ``host`` itself)."""
+    return host.to(device, non_blocking=True)
+
+
 def rand(generators: Generators, shape: Sequence[int], device: torch.device | str = "cpu") -> Tensor:
-    """Uniform [0, 1) draws of shape (B, *shape), row b from generator b."""
-    if len(generators) == 0:
-        return torch.empty((0, *shape), device=device)
-    rows = [torch.rand(tuple(shape), generator=g) for g in generators]
-    return torch.stack(rows).to(device)
+    """Uniform [0, 1) draws of shape (B, *shape), row b from generator b (``torch.rand(shape, generator=g)``'s
+    numbers, which is ``empty(shape).uniform_(0, 1, generator=g)``)."""
+    out = host_buffer((len(generators), *shape), device)
+    for row, g in zip(out, generators):
+        row.uniform_(0.0, 1.0, generator=g)
+    return to_device(out, device)
 
 
 def randn(generators: Generators, shape: Sequence[int], device: torch.device | str = "cpu") -> Tensor:
-    """Standard normal draws of shape (B, *shape), row b from generator b."""
-    if len(generators) == 0:
-        return torch.empty((0, *shape), device=device)
-    rows = [torch.randn(tuple(shape), generator=g) for g in generators]
-    return torch.stack(rows).to(device)
+    """Standard normal draws of shape (B, *shape), row b from generator b (``torch.randn(shape, generator=g)``'s
+    numbers: ``empty(shape).normal_(0, 1, generator=g)``)."""
+    out = host_buffer((len(generators), *shape), device)
+    for row, g in zip(out, generators):
+        row.normal_(0.0, 1.0, generator=g)
+    return to_device(out, device)
 
 
 def gumbel(generators: Generators, shape: Sequence[int], device: torch.device | str = "cpu") -> Tensor:

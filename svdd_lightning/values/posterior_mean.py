@@ -31,13 +31,19 @@ class PosteriorMeanValue(ValueFunction):
 
     def evaluate(self, diffusion: Diffusion, x_t: Tensor, t: int | Tensor) -> ValueOutput:
         batch = x_t.shape[0]
+        # Decoders pass one int step: whether it is t = 0 is known on the host, with no device sync per call.
+        step = None if isinstance(t, Tensor) else int(t)
         t = diffusion.as_time(t, batch)
-        if bool((t == 0).all()):
+        clean_batch = step == 0 if step is not None else bool((t == 0).all())
+        if clean_batch:
             return ValueOutput(values=self.reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
                                reward_calls=batch)
         denoised = diffusion.denoise(x_t, t)
         x0_hat = diffusion.x0_estimate(x_t, t, denoised)
-        clean = (t == 0).view(-1, *([1] * (x_t.dim() - 1)))
-        x0_hat = torch.where(clean, x_t, x0_hat)
+        if step is None:  # a time tensor: rows already at t = 0 are clean and kept
+            clean = (t == 0).view(-1, *([1] * (x_t.dim() - 1)))
+            x0_hat = torch.where(clean, x_t, x0_hat)
+        else:  # no row is clean: what torch.where would return, without building the mask
+            x0_hat = x0_hat.to(torch.promote_types(x_t.dtype, x0_hat.dtype))
         return ValueOutput(values=self.reward(x0_hat), denoised=denoised, denoiser_calls=batch, value_calls=0,
                            reward_calls=batch)
