@@ -271,6 +271,21 @@ def signature_of(target: str) -> tuple[dict[str, inspect.Parameter], dict[str, A
     return params, annotations, takes_kwargs
 
 
+FUNCTION_REWARD = "svdd_lightning.rewards.objects.FunctionReward"
+
+
+def function_settings(target: str) -> dict[str, Any]:
+    """For a ``_target_`` that is a plain function (a user's reward), the keys of its node that configure the
+    framework's wrapping (FunctionReward's name/floor/workers/cache) with their annotations; {} otherwise."""
+    from svdd_lightning.rewards.build import FUNCTION_OPTIONS
+
+    obj = locate(target)
+    if obj is None or inspect.isclass(obj) or not callable(obj):
+        return {}
+    _, annotations, _ = signature_of(FUNCTION_REWARD)
+    return {key: annotations.get(key, Any) for key in FUNCTION_OPTIONS}
+
+
 def leaf_value(node: DictConfig, key: Any) -> tuple[bool, Any]:
     """(resolved, value) of one child of a config node; an interpolation that cannot resolve here is skipped."""
     try:
@@ -293,6 +308,7 @@ def walk(cfg: DictConfig, table: Mapping[str, Any]) -> Iterator[Option]:
 def _walk(node: DictConfig, prefix: str, table: Mapping[str, Any], *, owner: str | None) -> Iterator[Option]:
     """The leaves under ``node``; ``owner`` is the ``_target_`` of ``node`` when it has one."""
     signature = signature_of(owner) if owner is not None else None
+    settings = function_settings(owner) if owner is not None else {}
     for key in map(str, node):
         full = f"{prefix}{key}"
         if full == "hydra" or key.startswith("_"):
@@ -316,6 +332,12 @@ def _walk(node: DictConfig, prefix: str, table: Mapping[str, Any], *, owner: str
             yield Option(full, value, None, owner or "entry")
         elif taken:
             yield Option(full, value, signature[1].get(key), owner)
+        elif key in settings:  # reward.floor of a plain function: the framework's wrapping takes it
+            yield Option(full, value, settings[key], FUNCTION_REWARD)
+        elif settings:
+            # another key of a plain function's node (the default reward's temperature after
+            # reward._target_=my.function): rewards/build.py drops it with a warning, so it is no error here
+            continue
         else:  # a key the constructor does not take (unless it takes **kwargs)
             yield Option(full, value, None if signature[2] else _UNKNOWN, owner)
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from svdd_lightning.errors import RewardError
+from svdd_lightning.ranges import FiniteFloat, NonNegativeInt
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.rewards.pool import PooledScorer
 
@@ -52,8 +53,8 @@ class ObjectReward:
     takes_objects: ClassVar[bool] = True
     floor: float | None = None
 
-    def __init__(self, *, fn: Callable[[list[Any]], Sequence[float]], floor: float | None = None,
-                 workers: int | None = None, cache: bool = True) -> None:
+    def __init__(self, *, fn: Callable[[list[Any]], Sequence[float]], floor: FiniteFloat | None = None,
+                 workers: NonNegativeInt | None = None, cache: bool = True) -> None:
         """
         Args:
             fn: scores of a list of valid objects, one float per object.
@@ -79,8 +80,9 @@ class FunctionReward(ObjectReward):
     """A user's plain function ``f(list[obj]) -> list[float]`` as a reward; keyword options of the config
     node other than ``name``, ``floor``, ``workers`` and ``cache`` are bound to the function."""
 
-    def __init__(self, *, fn: Callable[..., Sequence[float]], name: str | None = None, floor: float | None = None,
-                 workers: int | None = None, cache: bool = True, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, fn: Callable[..., Sequence[float]], name: str | None = None,
+                 floor: FiniteFloat | None = None, workers: NonNegativeInt | None = None, cache: bool = True,
+                 options: dict[str, Any] | None = None) -> None:
         bound = functools.partial(fn, **options) if options else fn
         super().__init__(fn=bound, floor=floor, workers=workers, cache=cache)
         self.name = name or getattr(fn, "__name__", "reward")  # instance attribute: each function its own name
