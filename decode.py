@@ -29,7 +29,7 @@ from svdd_lightning.api import decode
 from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_logger, build_reward, build_trainer
 from svdd_lightning.cli import expand_reward_list, friendly_errors, is_launcher_process, quiet_lightning
 from svdd_lightning.diffusion.latent import read_prompts
-from svdd_lightning.inpainting import start_from_seeds
+from svdd_lightning.inpainting import seeds_from_options
 from svdd_lightning.options import check_config
 from svdd_lightning.loggers import is_offline_wandb, wandb_sync_hint
 from svdd_lightning.paths import resolve_path
@@ -82,7 +82,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
                             describe=lambda x: domain.describe(x.detach().cpu()))
     diffusion = build_diffusion(cfg, domain)
     reward = reward_of_states(guarded, diffusion)  # a latent model's rewards score decoded images
-    init = start_from_seeds(cfg, domain, diffusion)
+    init = seeds_from_options(cfg.get("init"), domain=domain, diffusion=diffusion)  # None: from the prior
     decoder, value = build_decoder(cfg, diffusion=diffusion, reward=reward)
     # Only now, with every input built and checked, is output_dir made: a refused option leaves nothing behind.
     done = prepare_output_dir(cfg, output_dir)
@@ -102,14 +102,12 @@ def run_decode(cfg: DictConfig) -> dict | None:
                     num_samples=cfg.num_samples, seed=cfg.seed, batch_size=cfg.batch_size,
                     naturalness=cfg.compute_naturalness, trainer=trainer, collect=writer.collect, skip=frozenset(done),
                     names={"domain": cfg.domain.name, "decoder": run_config["decoder"], "steps": cfg.steps},
-                    reference=reference)
+                    reference=reference, init=init)
     if result is None:  # not rank zero
         return None
-    if init is not None:
-        result.summary["init"] = init
     files = write_decode_outputs(output_dir, result=result, domain=domain, reward_units=reward.units,
                                  reference=reference)
-    log_decode_to_wandb(logger, domain=domain, result=result, steps=diffusion.timesteps(), pictures=files)
+    log_decode_to_wandb(logger, domain=domain, result=result, steps=(init or diffusion).timesteps(), pictures=files)
     if cfg.reference_out:
         path = Path(cfg.reference_out)
         path.parent.mkdir(parents=True, exist_ok=True)

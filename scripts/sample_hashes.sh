@@ -3,7 +3,8 @@
 # behaviour-preserving change keeps the samples. Two decodes at a time, one thread each.
 #   scripts/sample_hashes.sh OUT_DIR [domain:decoder[:options] ...] [-- extra decode.py options]
 # A pair's third field holds decode.py options of that pair alone (space-separated); `starts` stands for the
-# decodes that begin from seeds or refine (inpainting, refinement), beside the 19 default pairs.
+# decodes that begin from seeds or refine (inpainting from one light chain and from the two shipped heavy
+# chains, refinement), beside the 19 default pairs.
 set -euo pipefail
 out=${1:?usage: scripts/sample_hashes.sh OUT_DIR [domain:decoder ...] [-- extra options]}; shift
 pairs=(); extra=()
@@ -16,6 +17,8 @@ starts=("antibody:svdd_pm:init.fasta=$seeds init.mask=header"
         "antibody:svdd_r:init.fasta=$seeds init.mask=header decoder.resample_fraction=0.25"
         "antibody:smc:init.fasta=$seeds init.mask=header decoder.num_candidates=2"
         "antibody:best_of_n:init.fasta=$seeds init.mask=0.2"
+        "antibody:svdd_r:decoder.resample_fraction=0.25"
+        "antibody:smc:decoder.num_candidates=2 decoder.alpha=0.1"
         "antibody:svdd_pm:init.fasta=$seeds init.mask=header decoder.refine_rounds=2"
         "dna:svdd_pm:decoder.refine_rounds=1 decoder.refine_fraction=0.2"
         "molecule:beam:decoder.refine_rounds=1")

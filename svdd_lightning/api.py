@@ -28,6 +28,7 @@ from svdd_lightning.predictions import index_loader, merge_batches
 from svdd_lightning.rewards.build import as_reward
 from svdd_lightning.rewards.guard import GuardedReward
 from svdd_lightning.rewards.latent import DecodedReward, reward_of_states
+from svdd_lightning.starts import StartPlan
 
 
 @dataclass
@@ -87,7 +88,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
            decoder_options: dict[str, Any] | None = None, reward_floor: float | None = None,
            naturalness: bool = True, trainer: L.Trainer | None = None, callbacks: Sequence[L.Callback] = (),
            collect: Callable[[], dict[str, Any]] | None = None, skip: frozenset[int] = frozenset(),
-           names: dict[str, Any] | None = None, reference: np.ndarray | None = None) -> DecodeResult | None:
+           names: dict[str, Any] | None = None, reference: np.ndarray | None = None,
+           init: StartPlan | dict[str, Any] | None = None) -> DecodeResult | None:
     """Decode ``num_samples`` samples; returns a :class:`DecodeResult` on rank zero (None on other ranks).
 
     Args:
@@ -106,8 +108,12 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         skip: first indices of batches already decoded (a resumed run).
         names: how the summary names the run (domain, decoder, steps).
         reference: pre-trained rewards to summarise beside the run's (summary.json's ``reference``).
+        init: where the samples begin, as ``init.*`` on the command line: ``{"fasta": FILE, "mask": "99-109"}``
+            (or ``"smiles"``; a masked model and ``domain`` needed), or a built
+            :class:`~svdd_lightning.inpainting.Inpainting`; None: from the prior.
     """
     names = dict(names or {})
+    init = starts_from(init, domain=domain, diffusion=diffusion)
     if isinstance(reward, DecodedReward):  # already the reward of this model's states (decode.py)
         module_reward = reward
     else:
@@ -137,7 +143,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         # predictions every rank wrote, e.g. callbacks/shard_writer.py's ShardWriter and its collect.
         raise ConfigError("a multi-device or resumed decode needs collect=: a function returning every batch's "
                           "predictions merged (decode.py passes its shard writer's collect).")
-    module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=module_reward, value=value, seed=seed)
+    module = DecodingModule(diffusion=diffusion, decoder=decoder, reward=module_reward, value=value, seed=seed,
+                            init=init)
     loader = index_loader(num_samples, batch_size, skip)
     num_decoded = sum(len(batch) for batch in loader.dataset)  # a resumed run times only what it decodes now
     start = time.perf_counter()
@@ -158,13 +165,15 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
                           f"return a finite floor for invalid objects (see svdd_lightning/rewards/base.py).")
     indices = merged["index"].tolist()
     texts = domain.to_text(merged["samples"]) if domain is not None else [""] * len(indices)
-    nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed) \
+    nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed, init=init) \
         if naturalness and domain is not None else {}
     guard = module_reward.inner if isinstance(module_reward, DecodedReward) else module_reward
     summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, nfe=merged["nfe"],
                         nfe_requested=merged.get("nfe_requested"),
                         seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
                         reference=reference)
+    if init is not None:
+        summary["init"] = init.describe()
     if "round_rewards" in merged:  # refinement: the kept designs' rewards after every round
         per_round = merged["round_rewards"].numpy()
         summary["refine"] = {"rounds": int(per_round.shape[1] - 1), "median_per_round": np.median(per_round, 0).tolist(),
@@ -174,6 +183,23 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         summary["components"] = {name: reward_stats(values) for name, values in components.items()}
     return DecodeResult(indices=indices, samples=merged["samples"], rewards=rewards, texts=texts, summary=summary,
                         traces=list(merged.get("trace", [])), components=components)
+
+
+def starts_from(init: StartPlan | dict[str, Any] | None, *, domain: Any, diffusion: Any) -> StartPlan | None:
+    """The start plan ``decode(init=...)`` was given: built from ``init.*``-style options, or as it is."""
+    if init is None or isinstance(init, StartPlan):
+        return init
+    if not isinstance(init, dict):
+        raise ConfigError(f"init={init!r}: give {{'fasta': FILE, 'mask': '99-109'}} (or 'smiles'), as init.fasta= and "
+                          f"init.mask= on the command line, or an Inpainting (svdd_lightning.inpainting).")
+    if domain is None:
+        raise ConfigError("init= reads seeds through the domain: pass domain= too.")
+    from svdd_lightning.inpainting import seeds_from_options
+
+    unknown = sorted(set(init) - {"fasta", "smiles", "mask"})
+    if unknown:
+        raise ConfigError(f"init={init!r}: {unknown[0]} is not an option of init; its options are fasta, smiles, mask.")
+    return seeds_from_options(init, domain=domain, diffusion=diffusion)
 
 
 def component_rewards(reward: Any, samples: torch.Tensor) -> dict[str, np.ndarray] | None:

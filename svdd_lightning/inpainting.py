@@ -11,21 +11,24 @@ to redesign:
 
 Sample ``i`` starts from seed ``i mod S`` with its masked positions set to the mask token, at the step of the
 schedule where that fraction of tokens is masked (t0 = the first t whose mask probability reaches the masked
-fraction), and every decoder runs unchanged from there: the diffusion's ``prior`` returns the partially masked
-seeds and its ``timesteps`` start at t0. Unmasked positions never change (carry-over). A sample depends only
+fraction), and every decoder runs unchanged from there: each batch's :class:`~svdd_lightning.starts.Start` (the
+partially masked seeds, t0, the seed of each sample) is the decoder call's ``start``. Unmasked positions never change (carry-over). A sample depends only
 on (seed, index), as for any decode.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.errors import ConfigError, DataError
+from svdd_lightning.starts import Start
 
 RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
@@ -93,18 +96,24 @@ def parse_ranges(spec: str, length: int, *, what: str) -> Tensor:
 
 @dataclass
 class Inpainting:
-    """Seeds (S, L) as the model's token ids and which positions of each to mask."""
+    """Seeds (S, L) as the model's token ids, which positions of each to mask, and the step decoding starts at.
+    ``start(indices, seed=...)`` is the :class:`~svdd_lightning.starts.Start` of a batch of sample indices, passed
+    to the decoder; nothing about the seeds is kept in the diffusion."""
 
     seeds: Tensor  # (S, L) long, the model's ids
     masks: Tensor | None  # (S, L) bool, or None for a fraction drawn per sample
+    mask_index: int  # the model's mask token
+    first_step: int  # the first step whose mask probability reaches the masked fraction (MaskedDiffusion)
     fraction: float | None = None
     names: list[str] = field(default_factory=list)
+    source: str = ""  # the seed file, for summary.json
+    mask_spec: str = ""  # init.mask as given
 
     @property
     def masked_fraction(self) -> float:
-        return float(self.fraction) if self.masks is None else float(self.masks.float().mean(dim=1).max())
+        return masked_fraction(self.masks, self.fraction)
 
-    def starts(self, indices: Tensor, *, mask_index: int, seed: int) -> Tensor:
+    def starts(self, indices: Tensor, *, seed: int) -> Tensor:
         """The partially masked start of each sample index (B, L)."""
         rows = self.seeds[indices.cpu() % len(self.seeds)].clone()
         if self.masks is not None:
@@ -117,11 +126,35 @@ class Inpainting:
                 # Its own stream (not the sample's decoding generator): the positions depend on (seed, index) only.
                 gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(index) * 7_919 + 0x1A2B) % (2**63))
                 masks[row, torch.randperm(length, generator=gen)[:count]] = True
-        rows[masks] = mask_index
+        rows[masks] = self.mask_index
         return rows
 
+    def start(self, indices: Tensor, *, seed: int) -> Start:
+        """Where the samples ``indices`` begin: sample i from seed i mod S, masked, at ``first_step``; population
+        decoders keep each seed's designs together (no groups when there is one seed); a refinement redesigns
+        only the masked positions."""
+        states = self.starts(indices, seed=seed)
+        groups = None if len(self.seeds) == 1 else (indices.cpu() % len(self.seeds)).long()
+        return Start(states=states, first_step=self.first_step, groups=groups,
+                     redesignable=states == self.mask_index)
 
-def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, diffusion,
+    def timesteps(self) -> list[int]:
+        """The reverse steps a decode from these seeds runs: first_step, ..., 1."""
+        return list(range(self.first_step, 0, -1))
+
+    def describe(self) -> dict:
+        """What summary.json records of the seeds (``init``)."""
+        return {"source": self.source, "mask": self.mask_spec, "num_seeds": len(self.seeds),
+                "seed_names": self.names[:20], "masked_fraction": round(self.masked_fraction, 6),
+                "start_step": self.first_step}
+
+
+def masked_fraction(masks: Tensor | None, fraction: float | None) -> float:
+    """The largest share of a seed's positions that is masked: where the decode must start."""
+    return float(fraction) if masks is None else float(masks.float().mean(dim=1).max())
+
+
+def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, diffusion: MaskedDiffusion,
                      smiles: str | None = None) -> Inpainting:
     """Read ``init.fasta`` (or ``init.smiles``) through the domain (letters or molecules checked) and
     ``init.mask``; seeds become model ids."""
@@ -138,9 +171,15 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
         what = f"init.smiles={smiles}: {exc}; each line must be a valid SMILES" if smiles else \
             f"init.fasta={fasta}: {exc}; the seeds must be in the domain's alphabet {getattr(domain, 'alphabet', '')}"
         raise DataError(what + ".") from exc
-    seeds = diffusion.from_data(tokens) if hasattr(diffusion, "from_data") else tokens
+    seeds = diffusion.from_data(tokens)
     length = seeds.shape[1]
     names = [r.name for r in records]
+
+    def seeded(masks: Tensor | None, fraction: float | None) -> Inpainting:
+        first_step = diffusion.step_for_fraction(masked_fraction(masks, fraction))
+        return Inpainting(seeds=seeds, masks=masks, mask_index=diffusion.mask_index, first_step=first_step,
+                          fraction=fraction, names=names, source=str(fasta), mask_spec=str(mask))
+
     if str(mask).strip().lower() == "header":
         masks = []
         for r in records:
@@ -149,7 +188,7 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
                 raise DataError(f"init.mask=header but the record {r.name!r} of {fasta} has no mask=START-END in its "
                                 f"header.")
             masks.append(parse_ranges(found.group(1).strip(), length, what=f"the header of {r.name}"))
-        return Inpainting(seeds=seeds, masks=torch.stack(masks), names=names)
+        return seeded(torch.stack(masks), None)
     if isinstance(mask, (list, tuple)) or type(mask).__name__ == "ListConfig":  # init.mask=[99-109,120]
         mask = ",".join(str(part) for part in mask)
     spec = str(mask).strip()
@@ -164,7 +203,7 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
             except ValueError as exc:
                 raise DataError(f"init.mask={spec}, record {r.name!r} of {fasta}: {exc}") from exc
             masks.append(parse_ranges(f"{start}-{end}", length, what=f"{spec} of {r.name}"))
-        return Inpainting(seeds=seeds, masks=torch.stack(masks), names=names)
+        return seeded(torch.stack(masks), None)
     try:
         fraction = float(mask)
     except (TypeError, ValueError):
@@ -172,14 +211,15 @@ def build_inpainting(*, fasta: str | None = None, mask: str | float, domain, dif
     if fraction is not None and "-" not in spec and "," not in spec and fraction < 1:
         if not 0 < fraction < 1:
             raise ConfigError(f"init.mask={mask}: a fraction must be in (0, 1).")
-        return Inpainting(seeds=seeds, masks=None, fraction=fraction, names=names)
+        return seeded(None, fraction)
     ranges = parse_ranges(spec, length, what="init.mask")
-    return Inpainting(seeds=seeds, masks=ranges.expand(len(records), -1).clone(), names=names)
+    return seeded(ranges.expand(len(records), -1).clone(), None)
 
 
-def start_from_seeds(cfg, domain, diffusion) -> dict | None:
-    """init.fasta / init.mask: decode from partially masked seeds; what summary.json records of them."""
-    init = cfg.get("init") or {}
+def seeds_from_options(init: Mapping | None, *, domain, diffusion) -> Inpainting | None:
+    """``init.fasta`` / ``init.mask`` (or ``init.smiles``), from the command line or ``decode(init={...})``: the seeds
+    a decode starts from, or None for a decode from the prior."""
+    init = init or {}
     source = init.get("fasta") or init.get("smiles")
     if not source:
         if init.get("mask") is not None:
@@ -188,11 +228,8 @@ def start_from_seeds(cfg, domain, diffusion) -> dict | None:
     if init.get("mask") is None:
         raise ConfigError(f"init: {source} needs init.mask=: 1-based ranges (99-109), a fraction (0.25) or "
                           f"header (mask=START-END in each FASTA header).")
-    if not hasattr(diffusion, "start_from"):
-        raise ConfigError(f"init.fasta= starts masked (token) models from seeds; domain '{cfg.domain.name}' is not one.")
-    inpainting = build_inpainting(fasta=init.get("fasta"), smiles=init.get("smiles"), mask=init.mask, domain=domain,
-                                  diffusion=diffusion)
-    diffusion.start_from(inpainting)
-    return {"source": str(source), "mask": str(init.mask), "num_seeds": len(inpainting.seeds),
-            "seed_names": inpainting.names[:20], "masked_fraction": round(inpainting.masked_fraction, 6),
-            "start_step": diffusion.start_step}
+    if not isinstance(diffusion, MaskedDiffusion):
+        raise ConfigError(f"init.fasta= starts masked (token) models from seeds; domain '{getattr(domain, 'name', '')}' "
+                          f"is not one.")
+    return build_inpainting(fasta=init.get("fasta"), smiles=init.get("smiles"), mask=init["mask"], domain=domain,
+                            diffusion=diffusion)

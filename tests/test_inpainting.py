@@ -33,15 +33,35 @@ def test_every_decoder_redesigns_only_the_masked_positions(tmp_path, decoder):
     diffusion = tiny_masked(seq_len=20, num_steps=8)
     inpainting = build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="6-10", domain=domain,
                                   diffusion=diffusion)
-    diffusion.start_from(inpainting)
-    assert diffusion.start_step == 2 and diffusion.timesteps() == [2, 1]  # 5 of 20 masked: mask probability 2/8
+    assert inpainting.first_step == 2 and inpainting.timesteps() == [2, 1]  # 5 of 20 masked: mask probability 2/8
     options = {} if decoder == "pretrained" else {"num_candidates": 3}
     result = svdd.decode(diffusion=diffusion, reward=gc, domain=domain, decoder=decoder, decoder_options=options,
-                         num_samples=6, batch_size=3, seed=0, naturalness=False)
+                         num_samples=6, batch_size=3, seed=0, naturalness=False, init=inpainting)
+    assert result.summary["init"]["start_step"] == 2 and result.summary["init"]["num_seeds"] == 3
     for index, text in zip(result.indices, result.texts):
         seed = SEEDS[index % 3]
         assert text[:5] == seed[:5] and text[10:] == seed[10:] and set(text) <= set("ACGT")
     assert result.summary["calls_per_sample"]["denoiser"] <= 2 * 3 + 1  # two steps, not eight
+    # The diffusion holds nothing of the seeds: a decode without init= starts from the prior, on the whole grid.
+    assert diffusion.timesteps() == list(range(8, 0, -1))
+    plain = svdd.decode(diffusion=diffusion, reward=gc, domain=domain, decoder=decoder, decoder_options=options,
+                        num_samples=3, batch_size=3, seed=0, naturalness=False)
+    assert "init" not in plain.summary and any(text[:5] != SEEDS[i][:5] for i, text in enumerate(plain.texts))
+
+
+def test_init_options_and_a_built_inpainting_give_the_same_samples(tmp_path):
+    """decode(init={"fasta": ..., "mask": ...}) takes the options init.fasta= / init.mask= take on the command line."""
+    domain = svdd.NucleotideDomain(alphabet="ACGT")
+    diffusion = tiny_masked(seq_len=20, num_steps=8)
+    fasta = str(write_fasta(tmp_path / "s.fa", SEEDS))
+    run = lambda init: svdd.decode(diffusion=diffusion, reward=gc, domain=domain, decoder="svdd_r",  # noqa: E731
+                                   decoder_options={"num_candidates": 3, "resample_fraction": 0.5}, num_samples=6,
+                                   batch_size=6, seed=0, naturalness=False, init=init)
+    built = run(build_inpainting(fasta=fasta, mask="6-10", domain=domain, diffusion=diffusion))
+    given = run({"fasta": fasta, "mask": "6-10"})
+    assert torch.equal(built.samples, given.samples) and built.summary["init"] == given.summary["init"]
+    with pytest.raises(ConfigError, match="masks is not an option of init"):
+        run({"fasta": fasta, "masks": "6-10"})
 
 
 def test_a_fraction_mask_depends_on_the_sample_index_only(tmp_path):
@@ -49,8 +69,8 @@ def test_a_fraction_mask_depends_on_the_sample_index_only(tmp_path):
     diffusion = tiny_masked(seq_len=20, num_steps=8)
     inpainting = build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="0.25", domain=domain,
                                   diffusion=diffusion)
-    a = inpainting.starts(torch.tensor([0, 1, 2, 3]), mask_index=4, seed=0)
-    b = inpainting.starts(torch.tensor([3]), mask_index=4, seed=0)
+    a = inpainting.starts(torch.tensor([0, 1, 2, 3]), seed=0)
+    b = inpainting.starts(torch.tensor([3]), seed=0)
     assert torch.equal(a[3], b[0]) and ((a == 4).sum(1) == 5).all()
     assert not torch.equal(a[0] == 4, a[3] == 4)  # another index, other positions (same seed sequence)
 
@@ -164,11 +184,11 @@ def test_refinement_keeps_the_better_design_every_round(decoder):
 def test_refinement_of_an_inpainting_decode_stays_in_the_region(tmp_path):
     domain = svdd.NucleotideDomain(alphabet="ACGT")
     diffusion = tiny_masked(seq_len=20, num_steps=8)
-    diffusion.start_from(build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="6-13",
-                                          domain=domain, diffusion=diffusion))
+    seeds = build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="6-13", domain=domain,
+                             diffusion=diffusion)
     result = svdd.decode(diffusion=diffusion, reward=gc, domain=domain, decoder="svdd_pm",
                          decoder_options={"num_candidates": 2, "refine_rounds": 2, "refine_fraction": 0.5},
-                         num_samples=3, batch_size=3, seed=0, naturalness=False)
+                         num_samples=3, batch_size=3, seed=0, naturalness=False, init=seeds)
     for index, text in zip(result.indices, result.texts):
         assert text[:5] == SEEDS[index % 3][:5] and text[13:] == SEEDS[index % 3][13:]
 
@@ -199,9 +219,9 @@ def test_small_regions_still_leave_the_decoder_a_stochastic_step(tmp_path):
     domain = svdd.NucleotideDomain(alphabet="ACGT")
     diffusion = tiny_masked(seq_len=20, num_steps=8)
     assert diffusion.step_for_fraction(1 / 20) == 2 and diffusion.step_for_fraction(0.0) == 2
-    diffusion.start_from(build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="7", domain=domain,
-                                          diffusion=diffusion))
-    assert diffusion.timesteps() == [2, 1]
+    seeds = build_inpainting(fasta=str(write_fasta(tmp_path / "s.fa", SEEDS)), mask="7", domain=domain,
+                             diffusion=diffusion)
+    assert seeds.first_step == 2 and seeds.timesteps() == [2, 1]
 
 
 def test_mask_specs_from_hydra_lists_and_chatty_headers(tmp_path):

@@ -31,7 +31,7 @@ class ToyDomain(SequenceDomain):
                 handle.write(f"{i}\t{text}\t{r:.6g}\n")
         return [path]
 
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
         """The library's sequence metrics plus the longest run of one letter, averaged (a toy statistic)."""
         out = super().naturalness(samples, diffusion=diffusion, seed=seed)
         runs = []

@@ -1,8 +1,10 @@
 """The Decoder contract.
 
-``decoder(diffusion, batch_size, generators) -> DecodeOutput``. Decoders hold the reward (and
+``decoder(diffusion, batch_size, generators, start=None) -> DecodeOutput``. Decoders hold the reward (and
 value) they steer with, keep no state between calls, and write their loop out in full so the
-algorithm can be read in one screen. Every decoder counts the objects it sends through the
+algorithm can be read in one screen. A decode begins at the prior on the diffusion's whole grid, or at a
+:class:`~svdd_lightning.starts.Start` (seeds to inpaint, designs to refine) given as the argument ``start``:
+``begin`` and ``steps`` read either, so a decoder's loop is the same for both. Every decoder counts the objects it sends through the
 denoiser, the value and the reward, summed over the batch, into ``info`` so that methods are
 compared at honest compute.
 """
@@ -19,6 +21,7 @@ from torch import Tensor
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.distinct import denoise_distinct
 from svdd_lightning.ops import Generators
+from svdd_lightning.starts import Start
 from svdd_lightning.stopping import raise_if_requested
 
 
@@ -86,9 +89,10 @@ class Decoder(ABC):
     # Set by the decoding module on rank zero when the trainer shows progress bars.
     show_progress: bool = False
 
-    def steps(self, diffusion: Diffusion):
-        """The reverse-time grid, with a per-step progress bar when ``show_progress`` is set."""
-        steps = diffusion.timesteps()
+    def steps(self, diffusion: Diffusion, start: Start | None = None):
+        """The reverse-time grid (the diffusion's, or from the start's first step), with a per-step progress bar
+        when ``show_progress`` is set."""
+        steps = diffusion.timesteps() if start is None else start.timesteps()
         if self.show_progress:
             from tqdm.auto import tqdm
 
@@ -96,8 +100,28 @@ class Decoder(ABC):
         return stoppable(steps)
 
     @abstractmethod
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
-        """Draw ``batch_size`` samples; ``generators`` holds one per sample (ops.make_generators)."""
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
+        """Draw ``batch_size`` samples; ``generators`` holds one per sample (ops.make_generators); ``start``: where
+        they begin (None: at the prior)."""
+
+    @staticmethod
+    def begin(diffusion: Diffusion, generators: Generators, start: Start | None = None,
+              copies: int = 1) -> tuple[Tensor, Tensor | None]:
+        """The states at the first step of ``copies`` members per sample (particles, beams, chains; rows
+        b * copies + k, ``generators`` one per member) and which seed each member starts from (None: members are
+        independent). From the prior, or the start's states."""
+        if start is None:
+            return diffusion.prior(len(generators), generators), None
+        if start.batch_size * copies != len(generators):
+            raise ValueError(f"the start holds {start.batch_size} states for {len(generators) // copies} samples; "
+                             f"give one state per sample")
+        return start.repeated(copies)
+
+    @staticmethod
+    def first_step(diffusion: Diffusion, start: Start | None = None) -> int:
+        """The t of the first reverse step: T, or the start's."""
+        return diffusion.timesteps()[0] if start is None else start.first_step
 
     def settings(self) -> dict[str, Any]:
         """The decoder's options, for summaries and run configs."""

@@ -20,6 +20,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import ValueFunction, score_states
 from svdd_lightning.ranges import AtLeastOne, NonNegative
 
@@ -61,17 +62,18 @@ class BeamSearch(Decoder):
         return (values / self.alpha + noise).argsort(dim=1, descending=True, stable=True)[:, :self.beams]
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         calls = CallCounter()
         distinct = self.deduplicates(diffusion)
         paths = self.beams
         path_gens = ops.repeat_generators(generators, paths)
-        x = diffusion.prior(batch_size * paths, path_gens)  # (B * A, *event)
+        x, _ = self.begin(diffusion, path_gens, start, copies=paths)  # (B * A, *event)
         denoised = None
         chosen_values: list[torch.Tensor] = []
         values = None
-        for t in self.steps(diffusion):
+        for t in self.steps(diffusion, start):
             k = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
             if denoised is None:
                 denoised = self.denoise(diffusion, x, t, calls, self.max_batch)

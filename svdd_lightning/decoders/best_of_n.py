@@ -13,6 +13,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import score_states
 from svdd_lightning.ranges import AtLeastOne
 
@@ -40,15 +41,16 @@ class BestOfN(Decoder):
                 "dedup": self.dedup}
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         n = self.num_particles
         calls = CallCounter()
         # Chains are flattened to (B * N); chain k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, n)
-        x = diffusion.prior(batch_size * n, particle_gens)
+        x, _ = self.begin(diffusion, particle_gens, start, copies=n)
         distinct = self.deduplicates(diffusion)
-        for t in self.steps(diffusion):
+        for t in self.steps(diffusion, start):
             if distinct:
                 # Chains start identical (and stay so while nothing is revealed): one denoiser call per distinct
                 # state. One proposal over all chains draws each generator's numbers in the order the chunks do.

@@ -28,6 +28,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import ValueFunction
 from svdd_lightning.ranges import NonNegative
 
@@ -97,12 +98,13 @@ class DPS(Decoder):
         return diffusion.propose(x, t, 1, generators, denoised=guided)[:, 0]
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         calls = CallCounter()
-        x = diffusion.prior(batch_size, generators)
+        x, _ = self.begin(diffusion, generators, start)
         continuous = x.dtype.is_floating_point
-        for t in self.steps(diffusion):
+        for t in self.steps(diffusion, start):
             calls.denoiser += batch_size
             if t == 1:
                 # The final, noise-free step (x0-hat itself, or the argmax of every mask): DPS's

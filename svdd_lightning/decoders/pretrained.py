@@ -8,6 +8,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import score_states
 
 
@@ -23,11 +24,12 @@ class PretrainedSampler(Decoder):
         return {"num_candidates": 1, "dedup": self.dedup}
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         calls = CallCounter()
-        x = diffusion.prior(batch_size, generators)
-        for t in self.steps(diffusion):
+        x, _ = self.begin(diffusion, generators, start)
+        for t in self.steps(diffusion, start):
             denoised = self.denoise(diffusion, x, t, calls)
             x = diffusion.step(x, t, generators, denoised=denoised).prev_sample
         scored = score_states(None, self.reward, diffusion, x, 0, distinct=self.deduplicates(diffusion))

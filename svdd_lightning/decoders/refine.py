@@ -15,7 +15,9 @@ import torch
 from svdd_lightning import ops
 from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.ops import Generators
+from svdd_lightning.starts import Start
 
 
 class Refinement(Decoder):
@@ -42,10 +44,10 @@ class Refinement(Decoder):
     def settings(self) -> dict:
         return {**self.decoder.settings(), "refine_rounds": self.rounds, "refine_fraction": self.fraction}
 
-    def remask(self, diffusion: Diffusion, x: torch.Tensor, generators: Generators) -> tuple[torch.Tensor, int]:
-        """The designs with a fraction of each one's redesignable positions masked, and that count."""
+    def remask(self, diffusion: MaskedDiffusion, x: torch.Tensor, region: torch.Tensor,
+               generators: Generators) -> tuple[torch.Tensor, int]:
+        """The designs with a fraction of each one's redesignable positions (``region``) masked, and that count."""
         length = x.shape[1]
-        region = diffusion.redesignable(x)
         sizes = region.sum(dim=1)
         count = max(1, int(round(self.fraction * int(sizes.min()))))
         u = ops.rand(generators, (length,), x.device).masked_fill(~region, float("inf"))
@@ -54,19 +56,22 @@ class Refinement(Decoder):
         masked.scatter_(1, chosen, diffusion.mask_index)
         return masked, count
 
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
-        if not hasattr(diffusion, "starting_at"):
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
+        if not isinstance(diffusion, MaskedDiffusion):
             raise ValueError("refinement re-masks tokens: it needs a masked (token) diffusion")
-        out = self.decoder(diffusion, batch_size, generators)
+        out = self.decoder(diffusion, batch_size, generators, start)
         calls = CallCounter()  # the first decode's and every round's calls
         calls.add_info(out.info)
         x, rewards = out.samples, out.rewards
+        # Later rounds keep the samples' seed groups and redesign only within the region the start left open.
+        first = start if start is not None else Start(states=x, first_step=diffusion.num_steps)
+        region = first.redesignable_positions()
         round_rewards = [rewards]
         for _ in range(self.rounds):
-            starts, count = self.remask(diffusion, x, generators)
+            starts, count = self.remask(diffusion, x, region, generators)
             t0 = diffusion.step_for_fraction(count / x.shape[1])
-            with diffusion.starting_at(starts, t0):
-                new = self.decoder(diffusion, batch_size, generators)
+            new = self.decoder(diffusion, batch_size, generators, first.restarted(starts, t0))
             calls.add_info(new.info)
             better = new.rewards > rewards
             x = torch.where(better.view(-1, 1), new.samples, x)
@@ -81,7 +86,7 @@ def with_refinement(decoder: Decoder, *, diffusion: Diffusion, rounds: int, frac
     ConfigError naming the option (decode.py and the Python API build decoders through this)."""
     if not rounds:
         return decoder
-    if not hasattr(diffusion, "starting_at"):
+    if not isinstance(diffusion, MaskedDiffusion):
         from svdd_lightning.errors import ConfigError
 
         raise ConfigError(f"decoder.refine_rounds={rounds}: refinement re-masks tokens, and this is not a masked "

@@ -30,6 +30,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import ValueFunction, score_states
 from svdd_lightning.ranges import AtLeastOne, Positive, Probability
 
@@ -73,7 +74,8 @@ class SMC(Decoder):
                 "value": type(self.value).__name__, "dedup": self.dedup}
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         n = batch_size * self.num_candidates
         calls = CallCounter()
@@ -81,18 +83,17 @@ class SMC(Decoder):
         population_gen = ops.population_generator(generators)
         # Particles flattened as (B * K); particle k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, self.num_candidates)
-        x = diffusion.prior(n, particle_gens)
         # Seeds of an inpainting decode: particles resample only among designs of their own seed.
-        groups = diffusion.population_groups(n) if hasattr(diffusion, "population_groups") else None
+        x, groups = self.begin(diffusion, particle_gens, start, copies=self.num_candidates)
         distinct = self.deduplicates(diffusion)
-        scored = score_states(self.value, self.reward, diffusion, x, diffusion.timesteps()[0],  # T, or a start
+        scored = score_states(self.value, self.reward, diffusion, x, self.first_step(diffusion, start),
                               distinct=distinct)
         calls.add(scored, asked=n)
         previous, denoised = scored.values, scored.denoised
         log_w = torch.zeros(n, dtype=torch.float64, device=x.device)
         ess_trace: list[torch.Tensor] = []
         resampled_steps = 0
-        for t in self.steps(diffusion):
+        for t in self.steps(diffusion, start):
             if denoised is None:
                 denoised = self.denoise(diffusion, x, t, calls)
             x = diffusion.propose(x, t, 1, particle_gens, denoised=denoised)[:, 0]

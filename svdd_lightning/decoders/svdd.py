@@ -24,6 +24,7 @@ from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import Start
 from svdd_lightning.values.base import ValueFunction, score_states
 from svdd_lightning.ranges import AtLeastOne, NonNegative, Probability
 
@@ -54,16 +55,16 @@ class SVDD(Decoder):
                 "max_batch": self.max_batch, "dedup": self.dedup}
 
     @torch.no_grad()
-    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators) -> DecodeOutput:
+    def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
+                 start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         calls = CallCounter()
         chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
         population_gen = ops.population_generator(generators)  # draws nothing from the samples' generators
-        x = diffusion.prior(batch_size, generators)
         # Seeds of an inpainting decode: batch members exchange states (SVDD-R) only within a seed's designs.
-        groups = diffusion.population_groups(batch_size) if hasattr(diffusion, "population_groups") else None
+        x, groups = self.begin(diffusion, generators, start)
         denoised = None  # denoiser output at the current x, when a value call already made it
-        for t in self.steps(diffusion):
+        for t in self.steps(diffusion, start):
             # A step that draws nothing makes M copies of one object: propose (and score) it once.
             m = 1 if diffusion.is_deterministic_step(t) else self.num_candidates
             if denoised is None:

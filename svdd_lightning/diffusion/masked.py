@@ -21,8 +21,6 @@ them there and ``from_data`` back, so rewards, domains and files see the domain'
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -87,63 +85,14 @@ class MaskedDiffusion(Diffusion):
         mask_table, reveal_table = self.schedule.tables(num_steps)
         self.register_buffer("mask_table", mask_table, persistent=False)
         self.register_buffer("reveal_table", reveal_table, persistent=False)
-        # Starting from existing sequences: inpainting seeds (start_from) and a refinement round's starts.
-        self.inpainting = None
-        self._starts: Tensor | None = None
-        self._groups: Tensor | None = None
-        self._override: tuple[Tensor, int] | None = None
 
-    # -- starting from existing sequences (svdd_lightning/inpainting.py) -------------------
-    def start_from(self, inpainting) -> None:
-        """Decode from partially masked seeds: ``prior`` returns them and ``timesteps`` start at the step whose
-        mask probability reaches their masked fraction."""
-        self.inpainting = inpainting
-        self.event_shape = (int(inpainting.seeds.shape[1]),)
-        self.seq_len = self.event_shape[0]
-        self.start_step = self.step_for_fraction(inpainting.masked_fraction)
-        self._starts = None
-
-    def begin_batch(self, indices: Tensor, seed: int) -> None:
-        """The sample indices of the batch about to be decoded (their seeds and masks)."""
-        if self.inpainting is not None:
-            self._starts = self.inpainting.starts(indices, mask_index=self.mask_index, seed=seed).to(self.device)
-            self._groups = (indices.to(self.device) % len(self.inpainting.seeds)).long()
-
-    def population_groups(self, size: int) -> Tensor | None:
-        """Which seed each member of a population of ``size`` (the batch, or B x K particles) starts from, so that
-        population decoders (SMC, SVDD-R) resample within a seed's designs; None when there are no seeds."""
-        if self.inpainting is None or len(self.inpainting.seeds) == 1:
-            return None
-        return self._groups.repeat_interleave(size // self._groups.shape[0])
-
-    def timesteps(self) -> list[int]:
-        if self._override is not None:
-            return list(range(self._override[1], 0, -1))
-        start = self.start_step if self.inpainting is not None else self.num_steps
-        return list(range(start, 0, -1))
-
+    # -- where a partial decode begins (inpainting, refinement: svdd_lightning/starts.py) ---------
     def step_for_fraction(self, fraction: float) -> int:
         """The first step whose mask probability reaches ``fraction``, and at least 2 (when T >= 2): step 1 is the
         final argmax, which draws nothing, so a decode that started there would leave decoders no candidates."""
         reached = (self.mask_table >= fraction - 1e-9).nonzero()
         step = int(reached[0, 0]) if len(reached) else self.num_steps
         return max(step, min(2, self.num_steps))
-
-    def redesignable(self, x: Tensor) -> Tensor:
-        """Which positions of designs ``x`` (B, L) a refinement may re-mask: those the seeds left masked in an
-        inpainting decode, every position otherwise."""
-        if self.inpainting is not None and self._starts is not None:
-            return self._starts == self.mask_index
-        return torch.ones_like(x, dtype=torch.bool)
-
-    @contextmanager
-    def starting_at(self, starts: Tensor, start_step: int):
-        """Within the block, decoders start from ``starts`` (B, L) at ``start_step`` (refinement)."""
-        self._override = (starts, int(start_step))
-        try:
-            yield self
-        finally:
-            self._override = None
 
     # -- schedule -----------------------------------------------------------------------
     def mask_probability(self, t: Tensor) -> Tensor:
@@ -176,13 +125,6 @@ class MaskedDiffusion(Diffusion):
         return int(t) == 1
 
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
-        starts = self._override[0] if self._override is not None else self._starts if self.inpainting is not None else None
-        if starts is not None or self.inpainting is not None:
-            if starts is None or batch_size % starts.shape[0]:
-                raise RuntimeError(f"prior({batch_size}) needs one start per sample (begin_batch, called by the "
-                                   f"decoding module, or starting_at), got {None if starts is None else len(starts)}")
-            # K particles per sample (SMC) are rows b * K + k: each starts from its sample's seed.
-            return starts.repeat_interleave(batch_size // starts.shape[0], dim=0)
         return torch.full((batch_size, self.seq_len), self.mask_index, dtype=torch.long, device=self.device)
 
     def add_noise(self, x0: Tensor, t: int | Tensor, generators: Generators | None = None) -> Tensor:

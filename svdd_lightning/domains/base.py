@@ -62,7 +62,9 @@ class Domain:
 
     # -- evidence ----------------------------------------------------------------------- #
 
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
+        """Naturalness metrics of the samples (index order) under ``diffusion``; ``init``: the seeds they started
+        from (svdd_lightning/inpainting.py's Inpainting), or None for a decode from the prior."""
         return {}
 
     def draw_media(self, directory: Path, *, samples: Tensor, texts: list[str], rewards: list[float],

@@ -144,7 +144,7 @@ class SequenceDomain(Domain):
     # -- evidence ----------------------------------------------------------------------- #
 
     @torch.no_grad()
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
         """ELBO log-likelihood under the pre-trained model (nats per sequence), the fraction of unique
         sequences, their diversity (mean pairwise Hamming distance per position) and, with a reference,
         the 3-mer correlation with held-out real sequences."""

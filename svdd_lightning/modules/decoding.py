@@ -10,11 +10,12 @@ from svdd_lightning import ops
 from svdd_lightning.decoders.base import Decoder
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
+from svdd_lightning.starts import StartPlan
 
 
 class DecodingModule(L.LightningModule):
     def __init__(self, *, diffusion: Diffusion, decoder: Decoder, reward: Reward, value: nn.Module | None,
-                 seed: int) -> None:
+                 seed: int, init: StartPlan | None = None) -> None:
         super().__init__()
         # Registered as submodules so Lightning moves them to the device the decoder runs on.
         self.diffusion = diffusion.eval().requires_grad_(False)
@@ -22,6 +23,7 @@ class DecodingModule(L.LightningModule):
         self.value = value.eval() if value is not None else None
         self.decoder = decoder
         self.seed = seed
+        self.init = init  # where each batch begins (inpainting seeds), None: at the prior
 
     def on_predict_start(self) -> None:
         bar = self.trainer.progress_bar_callback
@@ -29,9 +31,8 @@ class DecodingModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         indices = batch
-        if hasattr(self.diffusion, "begin_batch"):  # a start that depends on the sample (inpainting)
-            self.diffusion.begin_batch(indices, self.seed)
-        out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices))
+        start = None if self.init is None else self.init.start(indices, seed=self.seed).to(self.device)
+        out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices), start)
         return {
             "index": indices.cpu(),
             # Data, not states: a latent model's samples leave as decoded images.

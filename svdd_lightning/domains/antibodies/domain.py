@@ -49,19 +49,18 @@ class AntibodyDomain(SequenceDomain):
         raise ValueError(f"unknown region {name!r}; the antibody domain knows cdr_h3")
 
     @torch.no_grad()
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
         from svdd_lightning.metrics import token_diversity, unique_fraction
 
         out = {"unique_fraction": unique_fraction(samples)}
         diversity = token_diversity(samples, self.vocab_size)
         if diversity == diversity:
             out["diversity"] = diversity
-        inpainting = getattr(diffusion, "inpainting", None)
-        if inpainting is None or inpainting.masks is None:
+        if init is None or init.masks is None:
             return out
-        seeds = diffusion.to_data(inpainting.seeds)
+        seeds = diffusion.to_data(init.seeds)
         rows = torch.arange(samples.shape[0]) % len(seeds)
-        masks = inpainting.masks[rows]
+        masks = init.masks[rows]
         same = (samples == seeds[rows]) & masks
         out["identity_to_seed"] = float((same.sum(1).float() / masks.sum(1).float()).mean())
         plls = [self.pseudo_log_likelihood(diffusion, samples[k], masks[k]) for k in range(samples.shape[0])]

@@ -121,7 +121,7 @@ class ImageDomain(Domain):
 
     # -- evidence ----------------------------------------------------------------------- #
 
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
         return self.judge(samples, diffusion=diffusion, seed=seed)
 
     def write_reference(self, datamodule: Any, directory: Path) -> list[Path]:

@@ -79,7 +79,7 @@ class MoleculeDomain(Domain):
 
     # -- evidence ----------------------------------------------------------------------- #
 
-    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int) -> dict[str, float]:
+    def naturalness(self, samples: Tensor, *, diffusion: Any, seed: int, init: Any = None) -> dict[str, float]:
         reference = self.naturalness_reference
         hashes = load_train_hashes(resolve_path(reference)) if reference else None
         out = molecule_metrics(self.vocabulary.decode(samples), hashes)
