@@ -50,6 +50,7 @@ from benchmarks.memory import peak_memory_against_m  # noqa: E402
 from benchmarks.timing import DEFAULT_TASKS, Timers, clock, load, load_reward  # noqa: E402
 from svdd_lightning import distinct as distinct_module, ops  # noqa: E402
 from svdd_lightning.build import CPU_MAX_BATCH, compile_networks  # noqa: E402
+from svdd_lightning.calls import measured  # noqa: E402
 from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
 from svdd_lightning.decoders.svdd import SVDD  # noqa: E402
 from svdd_lightning.distinct import Distinct  # noqa: E402
@@ -89,12 +90,12 @@ def run_once(decoder, diffusion, n: int, device, timers: Timers, counter: Distin
     if counter is not None:
         counter.reset(diffusion.prior(n, ops.make_generators(0, range(n))))
     with clock(device) as c:
-        out = decoder(diffusion, n, gens)
+        out, made = measured(decoder, diffusion, n, gens)
     inside = sum(timers.seconds.values())
     return out, {"seconds": round(c["seconds"], 3), "samples_per_second": round(n / c["seconds"], 3),
                  "median_reward": float(np.median(out.rewards.float().cpu().numpy())),
-                 "calls_per_sample": {k: v / n for k, v in out.info["nfe"].items()},
-                 "requested_per_sample": {k: v / n for k, v in out.info["nfe_requested"].items()},
+                 "calls_per_sample": {k: v / n for k, v in made.items()},  # made (measured)
+                 "requested_per_sample": {k: v / n for k, v in out.info["asked"].items()},
                  "seconds_in": {k: round(v, 3) for k, v in timers.seconds.items()},
                  "denoiser_rows": timers.rows.get("denoiser", 0),  # padding to whole blocks included
                  "fraction_outside_calls": round(max(0.0, c["seconds"] - inside) / c["seconds"], 4)}

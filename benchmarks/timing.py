@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 from benchmark import compose_decode  # noqa: E402
 from svdd_lightning import ops  # noqa: E402
 from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
+from svdd_lightning.calls import measured  # noqa: E402
 from svdd_lightning.cli import accepts  # noqa: E402
 from svdd_lightning.rewards.build import as_reward  # noqa: E402
 
@@ -118,9 +119,9 @@ def timed_decode(decoder, diffusion, n: int, seed: int, device: torch.device, re
         if timers is not None:
             timers.reset()
         with clock(device) as c:
-            out = decoder(diffusion, n, ops.make_generators(seed, range(n)))
+            out, made = measured(decoder, diffusion, n, ops.make_generators(seed, range(n)))
         if c["seconds"] < best:
             best, best_split = c["seconds"], (dict(timers.seconds), dict(timers.rows)) if timers is not None else {}
     if timers is not None:
         timers.seconds, timers.rows = best_split
-    return best, out.rewards.float().cpu().numpy(), out.info["nfe"]
+    return best, out.rewards.float().cpu().numpy(), made

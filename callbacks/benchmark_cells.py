@@ -51,9 +51,10 @@ class CellLogger:
                 run.summary.update({"skipped": row["skipped"]})
             else:
                 run.log({"reward/histogram": wandb.Histogram(row["rewards"]), "reward/count": len(row["rewards"])})
-                run.summary.update({k: row[k] for k in ("median", "q90", "mean", "median_ci", "q90_ci",
+                # calls: the record of summary.json (absent from cells an older version finished)
+                run.summary.update({k: row[k] for k in ("median", "q90", "mean", "median_ci", "q90_ci", "calls",
                                                         "calls_per_sample", "wall_seconds",
-                                                        "wall_seconds_per_sample", "naturalness")})
+                                                        "wall_seconds_per_sample", "naturalness") if k in row})
             finish_and_flush(run)  # the file whole before the next cell, and before the benchmark exits
             self.count += 1
         except Exception as exc:  # noqa: BLE001 - a logging failure must not lose the benchmark

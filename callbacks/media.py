@@ -96,7 +96,7 @@ def log_decode_to_wandb(logger: Any, *, domain: Any, result: Any, steps: list[in
     experiment.log({f"pictures/{p.stem}": wandb.Image(str(p)) for p in pictures if p.suffix == ".png"})
     for k, median in enumerate((summary.get("refine") or {}).get("median_per_round", [])):
         experiment.log({"refine/round": k, "refine/reward_median": median})
-    experiment.summary.update({"reward_stats": summary["reward_stats"], "nfe": summary["nfe"],
+    experiment.summary.update({"reward_stats": summary["reward_stats"], "calls": summary["calls"],
                                "naturalness": summary["naturalness"]})
 
 

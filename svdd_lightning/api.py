@@ -21,6 +21,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from svdd_lightning.calls import KINDS, calls_record, summed
 from svdd_lightning.decoders.base import Decoder
 from svdd_lightning.errors import ConfigError, RewardError
 from svdd_lightning.modules.decoding import DecodingModule
@@ -168,8 +169,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
     nat = domain.naturalness(merged["samples"], diffusion=module.diffusion, seed=seed, init=init) \
         if naturalness and domain is not None else {}
     guard = module_reward.inner if isinstance(module_reward, DecodedReward) else module_reward
-    summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, nfe=merged["nfe"],
-                        nfe_requested=merged.get("nfe_requested"),
+    summary = summarise(names=names, decoder=decoder, reward=guard, rewards=rewards, made=merged["calls_made"],
+                        asked=merged["calls_asked"],
                         seed=seed, wall=wall, num_decoded=num_decoded, naturalness=nat, devices=trainer.world_size,
                         reference=reference)
     if init is not None:
@@ -222,13 +223,12 @@ def cache_stats(reward: Any) -> dict | None:
 
 
 def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward, rewards: np.ndarray,
-              nfe: list[dict[str, int]], nfe_requested: list[dict[str, int]] | None = None, seed: int, wall: float, num_decoded: int, naturalness: dict[str, float],
-              devices: int, reference: np.ndarray | None) -> dict[str, Any]:
+              made: list[dict[str, int]], asked: list[dict[str, int]], seed: int, wall: float, num_decoded: int,
+              naturalness: dict[str, float], devices: int, reference: np.ndarray | None) -> dict[str, Any]:
     """summary.json's content (INTERFACE.md)."""
     n = len(rewards)
-    totals = {k: int(sum(b[k] for b in nfe)) for k in ("denoiser", "value", "reward")}
-    asked_per_batch = [a or b for a, b in zip(nfe_requested or nfe, nfe)]  # older shards: calls made = asked
-    asked = {k: int(sum(b[k] for b in asked_per_batch)) for k in totals}
+    calls = calls_record(summed(made), summed(asked), n)
+    made_total, asked_total = calls["made"], calls["asked"]
     settings = decoder.settings()
     return {
         "domain": names.get("domain"),
@@ -240,15 +240,17 @@ def summarise(*, names: dict[str, Any], decoder: Decoder, reward: GuardedReward,
         "steps": names.get("steps"),
         "seed": seed,
         "reward_stats": reward_stats(rewards),
-        "nfe": totals,
-        "nfe_per_sample": {k: v / n for k, v in totals.items()},
-        # What one sample cost: network and reward calls (objects sent through each, per sample)
-        # and wall time, so that methods can be compared at the compute a user will pay.
-        "calls_per_sample": {**{k: v / n for k, v in totals.items()}, "total": sum(totals.values()) / n},
-        # The calls the algorithm asked for, and the share of them made: copies of an object (token models) are
-        # evaluated once (svdd_lightning/distinct.py).
-        "nfe_requested_per_sample": {k: v / n for k, v in asked.items()},
-        "distinct_fraction": round(sum(totals.values()) / max(sum(asked.values()), 1), 4),
+        # What the samples cost: objects sent through the denoiser, the value networks and the reward, measured
+        # (made) and as the algorithm asked for them (asked: the budget; made is less where copies of an object
+        # were evaluated once, svdd_lightning/distinct.py), per sample and in all (svdd_lightning/calls.py).
+        "calls": calls,
+        "distinct_fraction": round(made_total["total"] / max(asked_total["total"], 1), 4),
+        # Deprecated spellings of calls.* (one release): nfe = calls.made, nfe_per_sample and
+        # calls_per_sample = calls.per_sample.made, nfe_requested_per_sample = calls.per_sample.asked.
+        "nfe": {k: made_total[k] for k in KINDS},
+        "nfe_per_sample": {k: calls["per_sample"]["made"][k] for k in KINDS},
+        "calls_per_sample": calls["per_sample"]["made"],
+        "nfe_requested_per_sample": {k: calls["per_sample"]["asked"][k] for k in KINDS},
         "wall_seconds": round(wall, 3),
         "wall_seconds_per_sample": round(wall / max(num_decoded, 1), 6),
         "naturalness": naturalness,

@@ -115,3 +115,13 @@ def tiny_unet_denoiser(channels: int = 1, seed: int = 0):
                        block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
     return DiffusersDenoiser(unet=unet)
+
+
+def counted(decoder, diffusion, batch_size, generators, start=None):
+    """``decoder(diffusion, batch_size, generators, start)`` with its calls measured (svdd_lightning/calls.py), as
+    the decoding module runs it: ``info["made"]`` beside the decoder's own ``info["asked"]``."""
+    from svdd_lightning.calls import measured
+
+    out, made = measured(decoder, diffusion, batch_size, generators, start)
+    out.info["made"] = made
+    return out

@@ -9,7 +9,7 @@ from svdd_lightning import ops
 from svdd_lightning.decoders.beam import BeamSearch
 from svdd_lightning.decoders.svdd import SVDD
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
-from tests.helpers import gc_reward, tiny_masked, tiny_value
+from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
 
 B = 6
 
@@ -21,12 +21,13 @@ def test_one_beam_is_svdd(alpha, value_kind):
     reward = gc_reward()
     value = (PosteriorMeanValue(reward=reward, diffusion=diffusion) if value_kind == "posterior_mean"
              else tiny_value(num_steps=8))
-    svdd = SVDD(reward=reward, value=value, num_candidates=4, alpha=alpha)(diffusion, B, ops.make_generators(3, range(B)))
-    beam = BeamSearch(reward=reward, value=value, beams=1, num_candidates=4, alpha=alpha)(
-        diffusion, B, ops.make_generators(3, range(B)))
+    svdd = counted(SVDD(reward=reward, value=value, num_candidates=4, alpha=alpha), diffusion, B,
+                   ops.make_generators(3, range(B)))
+    beam = counted(BeamSearch(reward=reward, value=value, beams=1, num_candidates=4, alpha=alpha), diffusion, B,
+                   ops.make_generators(3, range(B)))
     assert torch.equal(beam.samples, svdd.samples)
     assert torch.equal(beam.rewards, svdd.rewards)
-    assert beam.info["nfe"] == svdd.info["nfe"] and beam.info["nfe_requested"] == svdd.info["nfe_requested"]
+    assert beam.info["made"] == svdd.info["made"] and beam.info["asked"] == svdd.info["asked"]
 
 
 def test_beams_score_a_times_k_children_and_return_the_best_path():
@@ -37,7 +38,7 @@ def test_beams_score_a_times_k_children_and_return_the_best_path():
     assert out.samples.shape == (B, 12) and bool((out.samples < 4).all())
     torch.testing.assert_close(out.rewards, reward(out.samples))
     # 7 noisy steps of A x K = 6 children per sample, then the final argmax step: one child per path (3).
-    assert out.info["nfe_requested"]["reward"] == B * (7 * 6 + 3)
+    assert out.info["asked"]["reward"] == B * (7 * 6 + 3)
     # Same seed, same samples, whatever the batch holds.
     alone = BeamSearch(reward=reward, value=value, beams=3, num_candidates=2)(
         diffusion, 2, ops.make_generators(0, range(2)))

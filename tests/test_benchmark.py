@@ -116,8 +116,11 @@ def test_benchmark_rows_carry_intervals_calls_and_wall_time(bench):
     assert [r["decoder"] for r in data["rows"]] == DECODERS
     assert data["bootstrap"]["method"] == "percentile" and data["bootstrap"]["n_resamples"] == 2000
     for r in data["rows"]:
-        assert {"domain", "reward", "decoder", "budget", "median", "q90", "median_ci", "q90_ci", "nfe",
+        assert {"domain", "reward", "decoder", "budget", "median", "q90", "median_ci", "q90_ci", "nfe", "calls",
                 "calls_per_sample", "wall_seconds", "wall_seconds_per_sample", "naturalness"} <= set(r)
+        # One record of calls, as summary.json's; calls_per_sample is its asked-for part (older spelling).
+        assert r["calls"]["per_sample"]["asked"] == pytest.approx(r["calls_per_sample"])
+        assert r["calls"]["per_sample"]["made"]["total"] <= r["calls"]["per_sample"]["asked"]["total"]
         assert r["num_samples"] == 4 and r["budget"] == 2
         assert r["median_ci"][0] <= r["median"] <= r["median_ci"][1] and r["q90_ci"][0] <= r["q90"] <= r["q90_ci"][1]
         calls = r["calls_per_sample"]
@@ -176,7 +179,7 @@ def test_benchmark_logs_one_wandb_run_per_cell_in_one_group(bench):
     for _, config, summary in runs:
         assert {"domain", "reward", "decoder", "budget", "seed", "num_samples"} <= set(config)
         assert config["domain"] == "image" and config["num_samples"] == 4
-        assert {"median", "q90", "median_ci", "q90_ci", "calls_per_sample", "wall_seconds", "naturalness",
+        assert {"median", "q90", "median_ci", "q90_ci", "calls", "calls_per_sample", "wall_seconds", "naturalness",
                 "reward/histogram/values"} <= set(summary)
         assert sum(summary["reward/histogram/values"]) == 4
 

@@ -12,7 +12,8 @@ from svdd_lightning.decoders.dps import DPS
 from svdd_lightning.decoders.smc import SMC
 from svdd_lightning.decoders.svdd import SVDD, SVDDR
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
-from tests.helpers import gc_reward, tiny_masked, tiny_value
+from svdd_lightning.calls import CallMeter
+from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
 
 B = 4
 
@@ -76,12 +77,13 @@ class DecoderContract:
 
     def test_output_types_and_shapes(self, setup):
         d, dec = setup
-        out = dec(d, B, ops.make_generators(0, range(B)))
+        out = counted(dec, d, B, ops.make_generators(0, range(B)))
         assert isinstance(out, DecodeOutput)
         assert out.samples.shape == (B, *d.event_shape)
         assert out.rewards.shape == (B,) and out.log_weights.shape == (B,)
-        assert set(out.info["nfe"]) == {"denoiser", "value", "reward"}
-        assert out.info["nfe"]["denoiser"] > 0 and out.info["nfe"]["reward"] >= B
+        assert set(out.info["made"]) == set(out.info["asked"]) == {"denoiser", "value", "reward"}
+        assert out.info["made"]["denoiser"] > 0 and out.info["made"]["reward"] >= B
+        assert all(out.info["made"][k] <= out.info["asked"][k] for k in out.info["made"])
 
     def test_rewards_are_rewards_of_samples(self, setup):
         d, dec = setup
@@ -144,9 +146,11 @@ def test_posterior_mean_value_at_t0_equals_reward():
     reward = gc_reward()
     x0 = torch.randint(0, 4, (B, 12))
     value = PosteriorMeanValue(reward=reward, diffusion=d)
-    out = value.evaluate(d, x0, 0)
+    meter = CallMeter()
+    with meter.attached(diffusion=d, value=value, reward=reward):
+        out = value.evaluate(d, x0, 0)
     torch.testing.assert_close(out.values, reward(x0))
-    assert out.denoiser_calls == 0
+    assert meter.made == {"denoiser": 0, "value": 0, "reward": B}
 
 
 def test_posterior_mean_value_is_reward_of_argmax_denoising():
@@ -163,17 +167,17 @@ def test_posterior_mean_value_is_reward_of_argmax_denoising():
 def test_svdd_pm_spends_m_denoiser_calls_per_step():
     d = tiny_masked(num_steps=6)
     m = 3
-    out = make_decoder("svdd_pm", d, m=m)(d, B, ops.make_generators(0, range(B)))
+    out = counted(make_decoder("svdd_pm", d, m=m), d, B, ops.make_generators(0, range(B)))
     # one initial call, M per step except the last (its candidates are clean: value = reward); the calls made
     # are fewer where candidates repeat (deduplication)
-    assert out.info["nfe"]["denoiser"] <= out.info["nfe_requested"]["denoiser"]
-    assert out.info["nfe_requested"]["denoiser"] == B * (1 + (d.num_steps - 1) * m)
+    assert out.info["made"]["denoiser"] <= out.info["asked"]["denoiser"]
+    assert out.info["asked"]["denoiser"] == B * (1 + (d.num_steps - 1) * m)
 
 
 def test_best_of_n_matches_svdd_pm_denoiser_budget_per_step():
     d = tiny_masked(num_steps=6)
     out = make_decoder("best_of_n", d, m=3)(d, B, ops.make_generators(0, range(B)))
-    assert out.info["nfe_requested"]["denoiser"] == B * 3 * d.num_steps
+    assert out.info["asked"]["denoiser"] == B * 3 * d.num_steps
 
 
 def test_svdd_pm_increases_reward_over_pretrained():
@@ -211,7 +215,7 @@ def test_last_step_scores_clean_candidates_once_with_the_reward():
     value.times = []
     out = SVDD(reward=gc_reward(), value=value, num_candidates=m)(d, B, ops.make_generators(0, range(B)))
     assert 0 not in value.times and min(value.times) == 1
-    assert out.info["nfe_requested"] == {"denoiser": B * d.num_steps, "value": B * m * (d.num_steps - 1), "reward": B}
+    assert out.info["asked"] == {"denoiser": B * d.num_steps, "value": B * m * (d.num_steps - 1), "reward": B}
     pm = SVDD(reward=gc_reward(), value=PosteriorMeanValue(reward=gc_reward(), diffusion=d), num_candidates=m)
-    calls = pm(d, B, ops.make_generators(0, range(B))).info["nfe_requested"]
+    calls = pm(d, B, ops.make_generators(0, range(B))).info["asked"]
     assert calls["reward"] == B * ((d.num_steps - 1) * m + 1)

@@ -14,7 +14,7 @@ from svdd_lightning.decoders.svdd import SVDD, SVDDR
 from svdd_lightning.distinct import ROW_BLOCK, Distinct, distinct_rows, in_whole_blocks
 from svdd_lightning.networks.sequence import SequenceDenoiser
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
-from tests.helpers import gc_reward, tiny_masked, tiny_value
+from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
 
 
 def test_distinct_rows_and_the_map_back():
@@ -60,7 +60,7 @@ def test_padding_stays_inside_the_network():
     value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
     out = value.evaluate(diffusion, torch.randint(0, 4, (5, 12)), 3)
     assert seen == {"network": [ROW_BLOCK], "reward": [5]}
-    assert out.values.shape == (5,) and out.denoised.shape[0] == 5 and out.denoiser_calls == 5
+    assert out.values.shape == (5,) and out.denoised.shape[0] == 5
 
 
 def decoders(diffusion, reward, dedup):
@@ -86,14 +86,14 @@ def test_dedup_gives_the_same_samples_with_fewer_calls(name):
     runs = {}
     for dedup in (False, True):
         decoder = decoders(diffusion, reward, dedup)[name]
-        runs[dedup] = decoder(diffusion, batch, ops.make_generators(0, range(batch)))
+        runs[dedup] = counted(decoder, diffusion, batch, ops.make_generators(0, range(batch)))
     plain, deduped = runs[False], runs[True]
     assert torch.equal(plain.samples, deduped.samples)
     assert torch.equal(plain.rewards, deduped.rewards)
-    # Without dedup every object asked for is sent; with it the asked-for counts stay and fewer are sent.
-    assert plain.info["nfe_requested"] == plain.info["nfe"]
-    assert deduped.info["nfe_requested"] == plain.info["nfe"]
-    assert deduped.info["nfe"]["denoiser"] < plain.info["nfe"]["denoiser"]
+    # Without dedup every object asked for is sent (measured); with it the asked-for counts stay and fewer are sent.
+    assert plain.info["asked"] == plain.info["made"]
+    assert deduped.info["asked"] == plain.info["made"]
+    assert deduped.info["made"]["denoiser"] < plain.info["made"]["denoiser"]
 
 
 class CountingDistinctCandidates:
@@ -116,12 +116,12 @@ def test_svdd_pm_denoiser_calls_are_the_distinct_candidate_count():
     counter = CountingDistinctCandidates(diffusion)
     reward = gc_reward()
     svdd = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=6)
-    out = svdd(diffusion, 16, ops.make_generators(0, range(16)))
+    out = counted(svdd, diffusion, 16, ops.make_generators(0, range(16)))
     # The first step denoises the prior (16 identical all-mask rows: one object); every later denoiser call
     # is a distinct candidate's, scored once by the posterior-mean value (the last step's by the reward).
     last = Distinct.of(out.samples).count
-    assert out.info["nfe"]["denoiser"] == 1 + counter.count - last
-    assert out.info["nfe"]["reward"] == counter.count
+    assert out.info["made"]["denoiser"] == 1 + counter.count - last
+    assert out.info["made"]["reward"] == counter.count
 
 
 def test_gaussian_states_are_not_deduplicated():
@@ -131,5 +131,5 @@ def test_gaussian_states_are_not_deduplicated():
     reward = Brightness()
     svdd = SVDD(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=3)
     assert not svdd.deduplicates(diffusion)
-    out = svdd(diffusion, 2, ops.make_generators(0, range(2)))
-    assert out.info["nfe_requested"] == out.info["nfe"]
+    out = counted(svdd, diffusion, 2, ops.make_generators(0, range(2)))
+    assert out.info["asked"] == out.info["made"]

@@ -79,7 +79,7 @@ def test_decode_writes_interface_outputs(decoder, workdir, pretrained, value_ckp
     assert "median" in proc.stdout and str(out) in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     for key in ("domain", "reward", "decoder", "num_samples", "num_candidates", "alpha", "steps", "seed",
-                "reward_stats", "nfe", "wall_seconds", "naturalness"):
+                "reward_stats", "calls", "nfe", "wall_seconds", "naturalness"):
         assert key in summary, key
     assert summary["decoder"] == decoder and summary["num_samples"] == 6
     assert set(summary["reward_stats"]) == {"mean", "median", "q90", "min", "max"}
@@ -91,9 +91,12 @@ def test_decode_writes_interface_outputs(decoder, workdir, pretrained, value_ckp
     assert (out / "reward_hist.png").stat().st_size > 1000
     assert not list(out.glob("*.partial*")) and not (out / ".shards").exists()
     m = summary["num_candidates"]
-    asked = {k: round(v * 6) for k, v in summary["nfe_requested_per_sample"].items()}  # the algorithm's calls
-    assert all(summary["nfe"][k] <= asked[k] for k in asked)
-    assert summary["distinct_fraction"] == pytest.approx(sum(summary["nfe"].values()) / sum(asked.values()), abs=1e-4)
+    calls = summary["calls"]
+    asked, made = calls["asked"], calls["made"]  # the algorithm's calls, and those measured
+    assert all(made[k] <= asked[k] for k in asked)
+    assert calls["per_sample"]["asked"] == pytest.approx({k: v / 6 for k, v in asked.items()})
+    assert summary["nfe"] == {k: made[k] for k in ("denoiser", "value", "reward")}  # the deprecated spelling
+    assert summary["distinct_fraction"] == pytest.approx(made["total"] / asked["total"], abs=1e-4)
     if decoder == "svdd_pm":
         assert asked["denoiser"] == 6 * (1 + (4 - 1) * m)
         assert asked["reward"] == 6 * ((4 - 1) * m + 1)  # the last step's one clean candidate: v_0 = r
@@ -124,6 +127,10 @@ def test_decode_logs_offline_wandb_run(workdir, pretrained):
     assert len(guidance) == 4  # one row per denoising step (steps=4 in TINY)
     assert any("pictures/reward_hist/path" in r for r in history)
     assert (out / "samples_positions.png").stat().st_size > 1000
+    from tests.test_benchmark import read_offline_run
+
+    _, _, run_summary = read_offline_run(runs[0])  # the same calls record as summary.json's
+    assert run_summary["calls"] == json.loads((out / "summary.json").read_text())["calls"]
 
 
 def test_missing_checkpoint_is_a_clear_error(workdir):

@@ -139,8 +139,7 @@ def test_posterior_mean_value_of_an_int_step_equals_that_of_a_time_tensor():
                           ops.make_generators(0, range(6)))[:, 0]
     for t in (4, 2, 1):
         a, b = value.evaluate(diffusion, x, t), value.evaluate(diffusion, x, torch.full((6,), t))
-        assert torch.equal(a.values, b.values) and torch.equal(a.denoised, b.denoised)
-        assert a.denoiser_calls == b.denoiser_calls == 6
+        assert torch.equal(a.values, b.values) and torch.equal(a.denoised, b.denoised) and a.denoised.shape[0] == 6
     clean = torch.randint(0, 4, (6, 8))
     zero = value.evaluate(diffusion, clean, 0)
     assert zero.denoised is None and torch.equal(zero.values, reward(clean))

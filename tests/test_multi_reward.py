@@ -103,13 +103,15 @@ def test_multi_value_is_the_combination_of_its_components_and_counts_each_networ
     value = MultiValue(components={"a": ColumnValue(0), "b": ColumnValue(1)}, weights=[1.0, 2.0], scales=[0.5, 4.0])
     torch.testing.assert_close(value(x, torch.zeros(3)), x[:, 0] / 0.5 + 2 * x[:, 1] / 4.0)
     diffusion = SimpleNamespace(as_time=lambda t, batch: torch.full((batch,), t))
-    out = value.evaluate(diffusion, x, 5)
-    assert out.value_calls == 6 and value.gradient_in_state  # two networks per object
-    from svdd_lightning.decoders.base import CallCounter
+    from svdd_lightning.calls import CallLedger, CallMeter
 
-    calls = CallCounter()
-    calls.add(out, asked=5)  # 3 distinct of 5 asked-for states: 6 network calls made, 10 asked for
-    assert calls.value == 6 and calls.requested()["value"] == 10
+    meter = CallMeter()
+    with meter.attached(diffusion=SimpleNamespace(denoise=None), value=value, reward=None):
+        value.evaluate(diffusion, x, 5)
+    assert meter.made["value"] == 6 and value.gradient_in_state  # two networks per object, measured
+    calls = CallLedger()
+    calls.ask_for_scores(value, 5, 5)  # 5 asked-for states: two value-network rows each
+    assert calls.as_dict()["value"] == 10
     product = MultiValue(components={"a": ColumnValue(0), "b": ColumnValue(1)}, weights=[1.0, 1.0], scales=[1.0, 1.0],
                          combine="product", alpha=2.0)
     torch.testing.assert_close(product(x, torch.zeros(3)), torch.exp((x[:, 0] + x[:, 1]) / 2.0))
@@ -198,9 +200,12 @@ def test_dps_counts_one_value_call_per_component():
     single = DPS(reward=MeanToken(), value=tiny_value(seed=0))
     both = DPS(reward=MeanToken(), value=MultiValue(components={"a": tiny_value(seed=0), "b": tiny_value(seed=1)},
                                                      weights=[1, 1], scales=[1, 1]))
-    one = single(diffusion, batch, ops.make_generators(0, range(batch))).info["nfe"]["value"]
-    two = both(diffusion, batch, ops.make_generators(0, range(batch))).info["nfe"]["value"]
-    assert one == batch * (diffusion.num_steps - 1) and two == 2 * one
+    from tests.helpers import counted
+
+    one = counted(single, diffusion, batch, ops.make_generators(0, range(batch))).info
+    two = counted(both, diffusion, batch, ops.make_generators(0, range(batch))).info
+    assert one["made"]["value"] == one["asked"]["value"] == batch * (diffusion.num_steps - 1)
+    assert two["made"]["value"] == two["asked"]["value"] == 2 * batch * (diffusion.num_steps - 1)
 
 
 def test_pareto_front_keeps_the_non_dominated_points():

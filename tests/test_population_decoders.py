@@ -15,7 +15,7 @@ from svdd_lightning.values.base import ValueFunction
 from svdd_lightning.values.learned import LearnedValue
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
-from tests.helpers import gc_reward, tiny_masked, tiny_value
+from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
 
 B = 8
 
@@ -113,9 +113,10 @@ def test_smc_with_k_particles_per_sample():
     d = tiny_masked()
     reward = gc_reward()
     value = tiny_value(d.num_steps)
-    out = SMC(reward=reward, value=value, alpha=0.5, num_candidates=3)(d, B, gens())
+    out = counted(SMC(reward=reward, value=value, alpha=0.5, num_candidates=3), d, B, gens())
     assert out.samples.shape == (B, *d.event_shape)
-    n = out.info["nfe_requested"]
+    n = out.info["asked"]
+    assert out.info["made"]["value"] <= n["value"] and out.info["made"]["denoiser"] <= n["denoiser"]
     assert n["denoiser"] == B * 3 * d.num_steps
     # The learned value reads t = T .. 1 (T + 0 .. T - 1 steps); the reward scores the clean particles.
     assert n["value"] == B * 3 * d.num_steps and n["reward"] == B * 3
@@ -181,9 +182,9 @@ def test_svdd_r_rejects_bad_fraction():
 # -- DPS ---------------------------------------------------------------------------------------
 def test_dps_with_zero_scale_is_pretrained_sampling():
     d = tiny_masked()
-    out = DPS(reward=gc_reward(), guidance_scale=0.0)(d, B, gens())
+    out = counted(DPS(reward=gc_reward(), guidance_scale=0.0), d, B, gens())
     assert torch.equal(out.samples, pretrained(d).samples)
-    assert out.info["nfe"]["denoiser"] == B * d.num_steps
+    assert out.info["made"]["denoiser"] == out.info["asked"]["denoiser"] == B * d.num_steps
 
 
 def test_dps_follows_a_differentiable_reward():
@@ -198,8 +199,9 @@ def test_dps_guides_with_the_learned_value_when_the_reward_has_no_gradient():
     d = tiny_masked()
     dec = DPS(reward=on_domain(MFEReward(), rna_domain()), value=tiny_value(d.num_steps), guidance_scale=1.0)
     assert "value" in dec.settings()["guided_by"]
-    out = dec(d, B, gens())
-    assert out.info["nfe"]["value"] == B * (d.num_steps - 1)  # the final, noise-free step is unguided
+    out = counted(dec, d, B, gens())
+    # the final, noise-free step is unguided
+    assert out.info["made"]["value"] == out.info["asked"]["value"] == B * (d.num_steps - 1)
     assert not torch.equal(out.samples, pretrained(d).samples)
 
 
@@ -215,7 +217,8 @@ def test_dps_leaves_the_final_step_unguided():
     d = tiny_masked()
     value = RecordingValue(network=tiny_value(d.num_steps).network, num_steps=d.num_steps)
     value.times = []
-    n = DPS(reward=on_domain(MFEReward(), rna_domain()), value=value, guidance_scale=50.0)(d, B, gens()).info["nfe"]
+    n = counted(DPS(reward=on_domain(MFEReward(), rna_domain()), value=value, guidance_scale=50.0), d, B,
+                gens()).info["made"]
     assert n["value"] == B * (d.num_steps - 1) and n["denoiser"] == B * d.num_steps
     assert 0 not in value.times  # never read at t = 0, where v_0 = r
 

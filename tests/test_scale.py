@@ -12,7 +12,7 @@ from svdd_lightning.rewards.pool import PooledScorer
 from svdd_lightning.rewards.rna import MFEReward
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from tests.helpers import image_domain, molecule_domain, on_domain, rna_domain  # noqa: F401
-from tests.helpers import gc_reward, tiny_masked, tiny_value
+from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
 
 B = 6
 
@@ -28,10 +28,10 @@ def test_a_batch_cap_leaves_samples_and_counts_unchanged(kind):
         value = PosteriorMeanValue(reward=reward, diffusion=d) if kind == "pm" else tiny_value(d.num_steps)
         return SVDD(reward=reward, value=value, num_candidates=4, max_batch=cap)
 
-    free = make(None)(d, B, ops.make_generators(2, range(B)))
-    capped = make(5)(d, B, ops.make_generators(2, range(B)))
+    free = counted(make(None), d, B, ops.make_generators(2, range(B)))
+    capped = counted(make(5), d, B, ops.make_generators(2, range(B)))
     assert torch.equal(free.samples, capped.samples)
-    assert free.info["nfe"] == capped.info["nfe"]
+    assert free.info["made"] == capped.info["made"] and free.info["asked"] == capped.info["asked"]
 
 
 def test_a_batch_cap_must_be_positive():

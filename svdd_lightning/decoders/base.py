@@ -2,12 +2,11 @@
 
 ``decoder(diffusion, batch_size, generators, start=None) -> DecodeOutput``. Decoders hold the reward (and
 value) they steer with, keep no state between calls, and write their loop out in full so the
-algorithm can be read in one screen. A decode begins at the prior on the diffusion's whole grid, or at a
+algorithm can be read in one screen. A decoder declares the calls its algorithm asks for (its budget, in a
+:class:`~svdd_lightning.calls.CallLedger`, ``info["asked"]``); the calls made are measured around it
+(svdd_lightning/calls.py). A decode begins at the prior on the diffusion's whole grid, or at a
 :class:`~svdd_lightning.starts.Start` (seeds to inpaint, designs to refine) given as the argument ``start``:
-``begin`` and ``steps`` read either, so a decoder's loop is the same for both. Every decoder counts the objects it sends through the
-denoiser, the value and the reward, summed over the batch, into ``info`` so that methods are
-compared at honest compute.
-"""
+``begin`` and ``steps`` read either, so a decoder's loop is the same for both. """
 
 from __future__ import annotations
 
@@ -18,14 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from svdd_lightning.calls import CallLedger
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.distinct import denoise_distinct
 from svdd_lightning.ops import Generators
 from svdd_lightning.starts import Start
 from svdd_lightning.stopping import raise_if_requested
-
-
-KINDS = ("denoiser", "value", "reward")
 
 
 def stoppable(steps):
@@ -34,44 +31,6 @@ def stoppable(steps):
     for t in steps:
         raise_if_requested()
         yield t
-
-
-@dataclass
-class CallCounter:
-    """Objects really sent through the denoiser, the value and the reward, and (``saved``) the copies that
-    deduplication (``svdd_lightning/distinct.py``) did not send: the algorithm asked for both."""
-
-    denoiser: int = 0
-    value: int = 0
-    reward: int = 0
-    saved: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-
-    def as_dict(self) -> dict[str, int]:
-        return {"denoiser": self.denoiser, "value": self.value, "reward": self.reward}
-
-    def requested(self) -> dict[str, int]:
-        """What the algorithm asked for: the calls it would make without deduplication."""
-        return {kind: getattr(self, kind) + self.saved[kind] for kind in KINDS}
-
-    def add(self, scored, asked: int) -> None:
-        """Count a ValueOutput made for ``asked`` objects (each kind it called was asked for all of them, the
-        value once per value network: ``value_networks``)."""
-        for kind in KINDS:
-            made = getattr(scored, f"{kind}_calls")
-            setattr(self, kind, getattr(self, kind) + made)
-            per_object = getattr(scored, "value_networks", 1) if kind == "value" else 1
-            self.saved[kind] += asked * per_object - made if made else 0
-
-    def add_denoiser(self, made: int, asked: int) -> None:
-        self.denoiser += made
-        self.saved["denoiser"] += asked - made
-
-    def add_info(self, info: dict[str, Any]) -> None:
-        """Add another decode's counts (its ``DecodeOutput.info``)."""
-        requested = info.get("nfe_requested", info["nfe"])
-        for kind in KINDS:
-            setattr(self, kind, getattr(self, kind) + info["nfe"][kind])
-            self.saved[kind] += requested[kind] - info["nfe"][kind]
 
 
 @dataclass
@@ -84,6 +43,9 @@ class DecodeOutput:
 
 class Decoder(ABC):
     name: str = "decoder"
+    # What the decoder steers with (set by constructors); the calls through them are measured (calls.CallMeter).
+    reward: Any = None
+    value: Any = None
     # Evaluate each distinct object of a call once (svdd_lightning/distinct.py); constructors take ``dedup``.
     dedup: bool = True
     # Set by the decoding module on rank zero when the trainer shows progress bars.
@@ -131,14 +93,12 @@ class Decoder(ABC):
         """Whether this decode evaluates each distinct state once: asked for, and states that can repeat."""
         return self.dedup and diffusion.states_can_repeat
 
-    def denoise(self, diffusion: Diffusion, x: Tensor, t: int, calls: CallCounter,
+    def denoise(self, diffusion: Diffusion, x: Tensor, t: int, calls: CallLedger,
                 max_batch: int | None = None) -> Tensor:
-        """``diffusion.denoise(x, t)``, once per distinct state when deduplicating, counted."""
+        """``diffusion.denoise(x, t)``, once per distinct state when deduplicating; asked for every row."""
+        calls.ask("denoiser", x.shape[0])
         if self.deduplicates(diffusion):
-            denoised, made = denoise_distinct(diffusion, x, t, max_batch)
-            calls.add_denoiser(made, asked=x.shape[0])
-            return denoised
-        calls.denoiser += x.shape[0]
+            return denoise_distinct(diffusion, x, t, max_batch)[0]
         return diffusion.denoise(x, t)
 
     @staticmethod
@@ -153,9 +113,9 @@ class Decoder(ABC):
             raise ValueError(f"need one generator per sample: batch_size={batch_size}, got {len(generators)}")
 
     @staticmethod
-    def finish(samples: Tensor, rewards: Tensor, calls: CallCounter, trace: dict[str, list[float]] | None = None,
+    def finish(samples: Tensor, rewards: Tensor, calls: CallLedger, trace: dict[str, list[float]] | None = None,
                **extra: Any) -> DecodeOutput:
-        info: dict[str, Any] = {"nfe": calls.as_dict(), "nfe_requested": calls.requested(), "trace": trace or {}}
+        info: dict[str, Any] = {"asked": calls.as_dict(), "trace": trace or {}}
         info.update(extra)
         return DecodeOutput(samples=samples, rewards=rewards.detach(), log_weights=torch.zeros_like(rewards),
                             info=info)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from svdd_lightning import ops
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -65,7 +66,7 @@ class BeamSearch(Decoder):
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
-        calls = CallCounter()
+        calls = CallLedger()
         distinct = self.deduplicates(diffusion)
         paths = self.beams
         path_gens = ops.repeat_generators(generators, paths)
@@ -82,7 +83,7 @@ class BeamSearch(Decoder):
             flat = children.reshape(batch_size, paths * k, *event)
             scored = score_states(self.value, self.reward, diffusion, flat.flatten(0, 1), t - 1, self.max_batch,
                                   distinct=distinct)
-            calls.add(scored, asked=batch_size * paths * k)
+            calls.ask_for_scores(self.value, t - 1, batch_size * paths * k)
             values = scored.values.view(batch_size, paths * k)
             kept = self.keep(values, generators)  # (B, A)
             x = flat.gather(1, kept.view(*kept.shape, *([1] * len(event))).expand(-1, -1, *event)).flatten(0, 1)

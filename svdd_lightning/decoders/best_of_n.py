@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from svdd_lightning import ops
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -45,7 +46,7 @@ class BestOfN(Decoder):
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         n = self.num_particles
-        calls = CallCounter()
+        calls = CallLedger()
         # Chains are flattened to (B * N); chain k of sample b draws from sample b's generator.
         particle_gens = ops.repeat_generators(generators, n)
         x, _ = self.begin(diffusion, particle_gens, start, copies=n)
@@ -57,7 +58,7 @@ class BestOfN(Decoder):
                 denoised = self.denoise(diffusion, x, t, calls, self.max_batch)
                 x = diffusion.step(x, t, particle_gens, denoised=denoised).prev_sample
                 continue
-            calls.denoiser += batch_size * n
+            calls.ask("denoiser", batch_size * n)
             if self.max_batch is None or x.shape[0] <= self.max_batch:
                 x = diffusion.step(x, t, particle_gens).prev_sample
             else:
@@ -67,7 +68,7 @@ class BestOfN(Decoder):
                 x = torch.cat([diffusion.step(x[i:i + cap], t, particle_gens[i:i + cap]).prev_sample
                                for i in range(0, x.shape[0], cap)])
         scored = score_states(None, self.reward, diffusion, x, 0, distinct=distinct)
-        calls.add(scored, asked=batch_size * n)
+        calls.ask("reward", batch_size * n)
         rewards = scored.values.view(batch_size, n)
         best = rewards.argmax(dim=1)
         samples = ops.gather_candidates(x.view(batch_size, n, *x.shape[1:]), best)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -101,11 +102,11 @@ class DPS(Decoder):
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
-        calls = CallCounter()
+        calls = CallLedger()
         x, _ = self.begin(diffusion, generators, start)
         continuous = x.dtype.is_floating_point
         for t in self.steps(diffusion, start):
-            calls.denoiser += batch_size
+            calls.ask("denoiser", batch_size)
             if t == 1:
                 # The final, noise-free step (x0-hat itself, or the argmax of every mask): DPS's
                 # guidance corrects a noisy step, and here a shift would only move the output off
@@ -117,9 +118,9 @@ class DPS(Decoder):
             else:
                 x = self._discrete_step(diffusion, x, t, generators)
             if self.guide == "reward":
-                calls.reward += batch_size
+                calls.ask("reward", batch_size)
             else:
-                calls.value += batch_size * self.value.networks_per_object
+                calls.ask_for_scores(self.value, t, batch_size)
         rewards = self.reward(x)
-        calls.reward += batch_size
+        calls.ask("reward", batch_size)
         return self.finish(x, rewards, calls)

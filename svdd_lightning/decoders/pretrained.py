@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -27,12 +28,12 @@ class PretrainedSampler(Decoder):
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
-        calls = CallCounter()
+        calls = CallLedger()
         x, _ = self.begin(diffusion, generators, start)
         for t in self.steps(diffusion, start):
             denoised = self.denoise(diffusion, x, t, calls)
             x = diffusion.step(x, t, generators, denoised=denoised).prev_sample
         scored = score_states(None, self.reward, diffusion, x, 0, distinct=self.deduplicates(diffusion))
         rewards = scored.values
-        calls.add(scored, asked=batch_size)
+        calls.ask("reward", batch_size)
         return self.finish(x, rewards, calls)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from svdd_lightning import ops
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.ops import Generators
@@ -31,7 +32,8 @@ class Refinement(Decoder):
         self.rounds = int(rounds)
         self.fraction = float(fraction)
         self.name = decoder.name
-        self.reward = getattr(decoder, "reward", None)
+        self.reward = decoder.reward
+        self.value = decoder.value
 
     @property
     def show_progress(self) -> bool:  # the inner decoder draws the progress bars
@@ -61,8 +63,8 @@ class Refinement(Decoder):
         if not isinstance(diffusion, MaskedDiffusion):
             raise ValueError("refinement re-masks tokens: it needs a masked (token) diffusion")
         out = self.decoder(diffusion, batch_size, generators, start)
-        calls = CallCounter()  # the first decode's and every round's calls
-        calls.add_info(out.info)
+        calls = CallLedger()  # the first decode's and every round's calls
+        calls.add(out.info["asked"])
         x, rewards = out.samples, out.rewards
         # Later rounds keep the samples' seed groups and redesign only within the region the start left open.
         first = start if start is not None else Start(states=x, first_step=diffusion.num_steps)
@@ -72,7 +74,7 @@ class Refinement(Decoder):
             starts, count = self.remask(diffusion, x, region, generators)
             t0 = diffusion.step_for_fraction(count / x.shape[1])
             new = self.decoder(diffusion, batch_size, generators, first.restarted(starts, t0))
-            calls.add_info(new.info)
+            calls.add(new.info["asked"])
             better = new.rewards > rewards
             x = torch.where(better.view(-1, 1), new.samples, x)
             rewards = torch.where(better, new.rewards, rewards)

@@ -26,7 +26,8 @@ from typing import Literal
 import torch
 
 from svdd_lightning import ops
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -78,7 +79,7 @@ class SMC(Decoder):
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
         n = batch_size * self.num_candidates
-        calls = CallCounter()
+        calls = CallLedger()
         resample = ops.RESAMPLING_SCHEMES[self.resampling]
         population_gen = ops.population_generator(generators)
         # Particles flattened as (B * K); particle k of sample b draws from sample b's generator.
@@ -86,9 +87,9 @@ class SMC(Decoder):
         # Seeds of an inpainting decode: particles resample only among designs of their own seed.
         x, groups = self.begin(diffusion, particle_gens, start, copies=self.num_candidates)
         distinct = self.deduplicates(diffusion)
-        scored = score_states(self.value, self.reward, diffusion, x, self.first_step(diffusion, start),
-                              distinct=distinct)
-        calls.add(scored, asked=n)
+        first_step = self.first_step(diffusion, start)
+        scored = score_states(self.value, self.reward, diffusion, x, first_step, distinct=distinct)
+        calls.ask_for_scores(self.value, first_step, n)
         previous, denoised = scored.values, scored.denoised
         log_w = torch.zeros(n, dtype=torch.float64, device=x.device)
         ess_trace: list[torch.Tensor] = []
@@ -99,7 +100,7 @@ class SMC(Decoder):
             x = diffusion.propose(x, t, 1, particle_gens, denoised=denoised)[:, 0]
             # v_0 = r at the last step
             scored = score_states(self.value, self.reward, diffusion, x, t - 1, distinct=distinct)
-            calls.add(scored, asked=n)
+            calls.ask_for_scores(self.value, t - 1, n)
             log_w = log_w + (scored.values - previous).double() / self.alpha
             previous, denoised = scored.values, scored.denoised
             ess = ops.effective_sample_size(log_w)

@@ -20,7 +20,8 @@ from typing import Literal
 import torch
 
 from svdd_lightning import ops
-from svdd_lightning.decoders.base import CallCounter, Decoder, DecodeOutput
+from svdd_lightning.calls import CallLedger
+from svdd_lightning.decoders.base import Decoder, DecodeOutput
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.ops import Generators
 from svdd_lightning.rewards.base import Reward
@@ -58,7 +59,7 @@ class SVDD(Decoder):
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
                  start: Start | None = None) -> DecodeOutput:
         self.check_generators(batch_size, generators)
-        calls = CallCounter()
+        calls = CallLedger()
         chosen_values: list[torch.Tensor] = []  # per step, kept on device until the end (no syncs in the loop)
         population_gen = ops.population_generator(generators)  # draws nothing from the samples' generators
         # Seeds of an inpainting decode: batch members exchange states (SVDD-R) only within a seed's designs.
@@ -73,7 +74,7 @@ class SVDD(Decoder):
             # v_0 = r: at the last step the clean candidates are scored by the reward itself.
             scored = score_states(self.value, self.reward, diffusion, candidates.flatten(0, 1), t - 1, self.max_batch,
                                   distinct=self.deduplicates(diffusion))
-            calls.add(scored, asked=batch_size * m)
+            calls.ask_for_scores(self.value, t - 1, batch_size * m)
             values = scored.values.view(batch_size, m)
             keep = ops.select_candidates(values, self.alpha, generators)
             x = ops.gather_candidates(candidates, keep)

@@ -1,5 +1,6 @@
 """Decoding through ``trainer.predict``: each batch is a tensor of global sample indices and
-seeds one generator per index, so the same samples come out on 1 CPU or N GPUs."""
+seeds one generator per index, so the same samples come out on 1 CPU or N GPUs. Each batch's calls are
+measured around the decoder (svdd_lightning/calls.py) beside the calls it asked for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import lightning as L
 from torch import nn
 
 from svdd_lightning import ops
+from svdd_lightning.calls import measured
 from svdd_lightning.decoders.base import Decoder
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.rewards.base import Reward
@@ -32,15 +34,16 @@ class DecodingModule(L.LightningModule):
     def predict_step(self, batch, batch_idx):
         indices = batch
         start = None if self.init is None else self.init.start(indices, seed=self.seed).to(self.device)
-        out = self.decoder(self.diffusion, len(indices), ops.make_generators(self.seed, indices), start)
+        out, made = measured(self.decoder, self.diffusion, len(indices), ops.make_generators(self.seed, indices), start)
         return {
             "index": indices.cpu(),
             # Data, not states: a latent model's samples leave as decoded images.
             "samples": self.diffusion.to_data(out.samples.detach()).cpu(),
             "rewards": out.rewards.detach().float().cpu(),
             "log_weights": out.log_weights.detach().cpu(),
-            "nfe": out.info["nfe"],
-            "nfe_requested": out.info.get("nfe_requested", out.info["nfe"]),
+            # Measured rows through the denoiser, value networks and reward, and what the decoder asked for.
+            "calls_made": made,
+            "calls_asked": out.info["asked"],
             "trace": out.info.get("trace", {}),
             # Refinement: each kept design's reward after every round (B, rounds + 1).
             **({"round_rewards": out.info["round_rewards"].detach().cpu()} if "round_rewards" in out.info else {}),

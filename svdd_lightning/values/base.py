@@ -2,8 +2,9 @@
 
 ``forward(x_t, t) -> (B,)`` is the value. ``evaluate`` is what decoders call: it also returns
 the denoiser output it computed on the way (posterior-mean values) so the decoder can reuse
-the chosen candidate's denoiser output for its next proposal instead of recomputing it, and
-it counts the calls it made.
+the chosen candidate's denoiser output for its next proposal instead of recomputing it.
+``asked_per_state`` is what scoring one state costs, for a decoder's ledger of asked calls
+(svdd_lightning/calls.py); what is made is measured.
 """
 
 from __future__ import annotations
@@ -21,28 +22,25 @@ from svdd_lightning.distinct import Distinct
 class ValueOutput:
     values: Tensor  # (B,)
     denoised: Tensor | None  # diffusion.denoise(x_t, t) when computed, for reuse
-    denoiser_calls: int
-    value_calls: int
-    reward_calls: int
-    # Value-network calls per object scored (a MultiValue's components): what one asked-for object costs.
-    value_networks: int = 1
 
 
 class ValueFunction(nn.Module):
     # Whether forward is differentiable in x_t (DPS can follow it): learned values are, the posterior mean is not.
     gradient_in_state: bool = False
-    # Value-network calls one object costs (a MultiValue runs one network per component).
-    networks_per_object: int = 1
+    # Whether forward runs a network of its own, whose rows calls.CallMeter counts as value calls (a learned
+    # value; not the posterior mean, which is the denoiser and the reward).
+    runs_a_network: bool = True
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def asked_per_state(self) -> dict[str, int]:
+        """The calls scoring one state at t >= 1 asks for, per kind: one value-network row."""
+        return {"value": 1}
+
     def evaluate(self, diffusion: Diffusion, x_t: Tensor, t: int) -> ValueOutput:
-        batch = x_t.shape[0]
-        values = self(x_t, diffusion.as_time(t, batch))
-        return ValueOutput(values=values, denoised=None, denoiser_calls=0,
-                           value_calls=batch * self.networks_per_object, reward_calls=0,
-                           value_networks=self.networks_per_object)
+        values = self(x_t, diffusion.as_time(t, x_t.shape[0]))
+        return ValueOutput(values=values, denoised=None)
 
 
 def evaluate_in_chunks(value: ValueFunction, diffusion: Diffusion, x_t: Tensor, t: int,
@@ -61,10 +59,7 @@ def merge_outputs(parts: list[ValueOutput]) -> ValueOutput:
     if len(parts) == 1:
         return parts[0]
     denoised = None if any(p.denoised is None for p in parts) else torch.cat([p.denoised for p in parts])
-    return ValueOutput(values=torch.cat([p.values for p in parts]), denoised=denoised,
-                       denoiser_calls=sum(p.denoiser_calls for p in parts),
-                       value_calls=sum(p.value_calls for p in parts),
-                       reward_calls=sum(p.reward_calls for p in parts), value_networks=parts[0].value_networks)
+    return ValueOutput(values=torch.cat([p.values for p in parts]), denoised=denoised)
 
 
 def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor, t: int,
@@ -74,13 +69,11 @@ def score_states(value: ValueFunction, reward, diffusion: Diffusion, x_t: Tensor
     its rollouts store t = T..1); at t >= 1 the value, in chunks of at most ``max_batch``.
 
     ``distinct=True``: each distinct state is scored once (``svdd_lightning/distinct.py``) and the
-    result, with the denoiser output it made, is indexed back to every copy; the counts are of the
-    states really scored."""
+    result, with the denoiser output it made, is indexed back to every copy."""
     if distinct:
         unique = Distinct.of(x_t)
         scored = score_states(value, reward, diffusion, unique.rows, t, max_batch)
         return replace(scored, values=unique.scatter(scored.values), denoised=unique.scatter(scored.denoised))
     if int(t) == 0:
-        return ValueOutput(values=reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
-                           reward_calls=x_t.shape[0])
+        return ValueOutput(values=reward(x_t), denoised=None)
     return evaluate_in_chunks(value, diffusion, x_t, t, max_batch)

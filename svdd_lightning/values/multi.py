@@ -54,10 +54,16 @@ class MultiValue(ValueFunction):
         """Whether the combination is the combined reward's value: only for a sum of mean values (module docstring)."""
         return self.combine == "sum" and self.target == "mean"
 
-    @property
-    def networks_per_object(self) -> int:
-        """Value-network calls one object costs: one per component."""
-        return len(self.components)
+    # Its components run (and are counted), not the combination.
+    runs_a_network = False
+
+    def asked_per_state(self) -> dict[str, int]:
+        """What every component asks for one state, summed (one value-network row each for learned values)."""
+        total: dict[str, int] = {}
+        for value in self.components.values():
+            for kind, n in value.asked_per_state().items():
+                total[kind] = total.get(kind, 0) + n
+        return total
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         parts = [value(x_t, t).float() for value in self.components.values()]

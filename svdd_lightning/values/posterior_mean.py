@@ -16,6 +16,13 @@ from svdd_lightning.values.base import ValueFunction, ValueOutput
 
 
 class PosteriorMeanValue(ValueFunction):
+    # The denoiser and the reward, counted as such: no network of its own.
+    runs_a_network = False
+
+    def asked_per_state(self) -> dict[str, int]:
+        """One denoiser row and one reward row per state (the reward of the posterior-mean estimate)."""
+        return {"denoiser": 1, "reward": 1}
+
     def __init__(self, *, reward: Reward, diffusion: Diffusion) -> None:
         super().__init__()
         self.reward = reward
@@ -36,8 +43,7 @@ class PosteriorMeanValue(ValueFunction):
         t = diffusion.as_time(t, batch)
         clean_batch = step == 0 if step is not None else bool((t == 0).all())
         if clean_batch:
-            return ValueOutput(values=self.reward(x_t), denoised=None, denoiser_calls=0, value_calls=0,
-                               reward_calls=batch)
+            return ValueOutput(values=self.reward(x_t), denoised=None)
         denoised = diffusion.denoise(x_t, t)
         x0_hat = diffusion.x0_estimate(x_t, t, denoised)
         if step is None:  # a time tensor: rows already at t = 0 are clean and kept
@@ -45,5 +51,4 @@ class PosteriorMeanValue(ValueFunction):
             x0_hat = torch.where(clean, x_t, x0_hat)
         else:  # no row is clean: what torch.where would return, without building the mask
             x0_hat = x0_hat.to(torch.promote_types(x_t.dtype, x0_hat.dtype))
-        return ValueOutput(values=self.reward(x0_hat), denoised=denoised, denoiser_calls=batch, value_calls=0,
-                           reward_calls=batch)
+        return ValueOutput(values=self.reward(x0_hat), denoised=denoised)
