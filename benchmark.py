@@ -43,21 +43,14 @@ from pathlib import Path
 from callbacks.benchmark_cells import WANDB_PROJECT, CellLogger  # noqa: F401  (WANDB_PROJECT: tests read it)
 from svdd_lightning.atomic import atomic_path, atomic_write_text
 from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
+from svdd_lightning.tasks.benchmark_plan import (ALL_TASKS, COLOURS, DECODERS, DEFAULT_TASKS,  # noqa: F401
+                                                 SINGLE_POINT, compose_decode, per_sample_costs)
 
 REPO = Path(__file__).resolve().parent
-DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam"]
-# One draw per step (they take no decoder.num_candidates): one point (budget 1) in the scaling comparison.
-SINGLE_POINT = ("pretrained", "dps")
-DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
-ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
-             ("image", "compressibility"), ("image", "digit")]
 # The naturalness metrics shown per domain in the summary table (all of them are in the JSON and
 # the per-task tables).
 HEADLINE_NATURALNESS = {"dna": ("kmer3_correlation", "unique_fraction"), "rna": ("kmer3_correlation", "unique_fraction"),
                         "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance")}
-COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
-           "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange",
-           "beam": "tab:cyan"}
 
 
 @dataclass(frozen=True)
@@ -98,19 +91,6 @@ def mode_from(data: dict) -> Mode:
     return replace(base, **values)
 
 
-def compose_decode(overrides: list[str]):
-    """decode.py's config as Hydra would compose it, with its runtime choices set."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3", job_name="benchmark"):
-        cfg = compose(config_name="decode", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
 CELL_FILE = "cell.json"  # written once a cell's decode finished: the settings it ran with
 
 
@@ -135,21 +115,6 @@ def read_rewards(run_dir: Path) -> list[float]:
     """Per-sample rewards of one decode run, from its samples.csv."""
     with open(run_dir / "samples.csv", newline="") as handle:
         return [float(row["reward"]) for row in csv.DictReader(handle)]
-
-
-def per_sample_costs(summary: dict) -> dict:
-    """calls_per_sample {denoiser, value, reward, total} and wall seconds per sample of one run:
-    decode.py's own fields when it writes them, else from nfe_per_sample and wall_seconds."""
-    calls = {k: float(v) for k, v in (summary.get("calls_per_sample") or summary["nfe_per_sample"]).items()}
-    if "total" not in calls:
-        calls["total"] = sum(calls.get(k, 0.0) for k in ("denoiser", "value", "reward"))
-    n = summary["num_samples"]
-    per_sample = summary.get("wall_seconds_per_sample")
-    # The calls the algorithm asked for (its budget, the same with or without deduplication: what methods are
-    # matched and plotted by) and the calls made (deduplication sends each distinct candidate once).
-    asked = {k: float(v) for k, v in (summary.get("nfe_requested_per_sample") or calls).items() if k != "total"}
-    return {"calls_per_sample": {**asked, "total": sum(asked.values())}, "made_calls_per_sample": calls,
-            "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
 
 
 def complete_row(row: dict) -> dict:
@@ -201,7 +166,7 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
 
     from omegaconf import open_dict
 
-    from decode import run_decode
+    from decode import run_decode  # the one script a script still imports (tests/test_package.py)
     from svdd_lightning.atomic import atomic_write_text
     from svdd_lightning.errors import SVDDError
     from svdd_lightning.runs import run_fingerprint

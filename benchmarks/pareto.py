@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark import COLOURS, DECODERS, per_sample_costs  # noqa: E402
+from svdd_lightning.tasks.benchmark_plan import COLOURS, DECODERS, per_sample_costs  # noqa: E402
 from callbacks.decode_outputs import pareto_front  # noqa: E402
 from svdd_lightning.atomic import atomic_path, atomic_write_text  # noqa: E402
 from svdd_lightning.stats import bootstrap_ci  # noqa: E402

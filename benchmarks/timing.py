@@ -15,7 +15,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark import compose_decode  # noqa: E402
+from svdd_lightning.tasks.benchmark_plan import compose_decode  # noqa: E402
 from svdd_lightning import ops  # noqa: E402
 from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
 from svdd_lightning.calls import measured  # noqa: E402
