@@ -83,10 +83,12 @@ def gumbel_of(u: Tensor) -> Tensor:
 
 
 def gather_candidates(candidates: Tensor, index: Tensor) -> Tensor:
-    """Pick candidate ``index[b]`` of each row of ``candidates`` (B, M, *event) -> (B, *event)."""
-    view = index.view(-1, *([1] * (candidates.dim() - 1)))
-    view = view.expand(-1, 1, *candidates.shape[2:])
-    return candidates.gather(1, view).squeeze(1)
+    """Pick candidate ``index[b]`` of each row of ``candidates`` (B, M, *event) -> (B, *event); with ``index``
+    (B, A), A kept per row (beams) -> (B * A, *event), row b * A + a."""
+    kept = index if index.dim() == 2 else index[:, None]
+    view = kept.view(*kept.shape, *([1] * (candidates.dim() - 2))).expand(-1, -1, *candidates.shape[2:])
+    out = candidates.gather(1, view)
+    return out.squeeze(1) if index.dim() == 1 else out.flatten(0, 1)
 
 
 def select_candidates(values: Tensor, alpha: float, generators: Generators) -> Tensor:

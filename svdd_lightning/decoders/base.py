@@ -10,14 +10,20 @@ algorithm can be read in one screen. A decoder declares the calls its algorithm 
 
 from __future__ import annotations
 
+import inspect
+import sys
+import typing
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from svdd_lightning.annotations import conforms, describe
 from svdd_lightning.calls import CallLedger
+from svdd_lightning import ops
 from svdd_lightning.diffusion.base import Diffusion
 from svdd_lightning.distinct import denoise_distinct
 from svdd_lightning.ops import Generators
@@ -85,9 +91,38 @@ class Decoder(ABC):
         """The t of the first reverse step: T, or the start's."""
         return diffusion.timesteps()[0] if start is None else start.first_step
 
+    # What the decoder steers with, not options of it (keep_options leaves them to the constructor).
+    STEERING = ("reward", "value")
+    # The options kept by keep_options, in the constructor's order.
+    option_names: tuple[str, ...] = ()
+
+    def keep_options(self, arguments: Mapping[str, Any]) -> None:
+        """Check each of the constructor's options against its declaration and keep it as an attribute of the same
+        name, for ``settings()``. Called with ``locals()`` first thing in ``__init__``: the typed, keyword-only
+        signature is the one declaration of a decoder's options (``num_candidates: AtLeastOne = 10``,
+        ``replace: Literal["random", "lowest"]``), read here for the Python API and by svdd_lightning/options.py for a
+        config, before anything is built. Checks across options stay in the constructor."""
+        # The __init__ that called (a subclass calling super().__init__ passes the parent's locals, not its own).
+        caller = sys._getframe(1).f_code
+        init = next((c.__dict__["__init__"] for c in type(self).__mro__
+                     if getattr(c.__dict__.get("__init__"), "__code__", None) is caller), type(self).__init__)
+        hints = typing.get_type_hints(init, include_extras=True)
+        names = [n for n in inspect.signature(init).parameters if n != "self" and n not in self.STEERING]
+        for name in names:
+            value = arguments[name]
+            if name in hints and not conforms(value, hints[name]):
+                raise ValueError(f"{name} must be {describe(hints[name])}, got {value!r}")
+            setattr(self, name, value)
+        self.option_names = tuple(dict.fromkeys((*self.option_names, *names)))  # a parent's first, then its own
+
     def settings(self) -> dict[str, Any]:
-        """The decoder's options, for summaries and run configs."""
-        return {}
+        """The decoder's options, for summaries and run configs: each kept option, the value's class, and
+        num_candidates = 1 for a decoder that draws one candidate per step (the benchmark's budget column)."""
+        out = {"num_candidates": 1} if "num_candidates" not in self.option_names else {}
+        out.update({name: getattr(self, name) for name in self.option_names})
+        if self.value is not None:
+            out["value"] = type(self.value).__name__
+        return out
 
     def deduplicates(self, diffusion: Diffusion) -> bool:
         """Whether this decode evaluates each distinct state once: asked for, and states that can repeat."""
@@ -102,15 +137,26 @@ class Decoder(ABC):
         return diffusion.denoise(x, t)
 
     @staticmethod
-    def check_max_batch(max_batch: int | None) -> None:
-        """A cap on objects per network call: a positive count, or None for no cap."""
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or null (no cap), got {max_batch}")
-
-    @staticmethod
     def check_generators(batch_size: int, generators: Generators) -> None:
         if len(generators) != batch_size:
             raise ValueError(f"need one generator per sample: batch_size={batch_size}, got {len(generators)}")
+
+    @staticmethod
+    def keep_candidates(candidates: Tensor, denoised: Tensor | None, kept: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The kept candidates of each sample (``kept``: (B,) one, or (B, A) several; ops.gather_candidates) and,
+        when the value call ran the denoiser on every candidate (``denoised``: (B * C, ...), C per sample), the
+        outputs of the kept ones, reused for the next proposal; else None."""
+        batch_size, count = candidates.shape[:2]
+        x = ops.gather_candidates(candidates, kept)
+        if denoised is None:
+            return x, None
+        return x, ops.gather_candidates(denoised.view(batch_size, count, *denoised.shape[1:]), kept)
+
+    @staticmethod
+    def value_trace(chosen_values: list[Tensor]) -> dict[str, list[float]]:
+        """The mean and spread over the batch of each step's chosen values (B,), for the trace plots."""
+        per_step = torch.stack(chosen_values)  # (T, B)
+        return {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
 
     @staticmethod
     def finish(samples: Tensor, rewards: Tensor, calls: CallLedger, trace: dict[str, list[float]] | None = None,

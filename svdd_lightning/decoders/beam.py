@@ -33,24 +33,9 @@ class BeamSearch(Decoder):
                  alpha: NonNegative = 0.0, max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         """``beams``: A active paths per sample; ``num_candidates``: K children per path and step; ``alpha``: 0
         keeps the top A children, > 0 draws A from softmax(v / alpha) without replacement."""
-        if beams < 1:
-            raise ValueError(f"beams (active paths per sample) must be >= 1, got {beams}")
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates (children per path and step) must be >= 1, got {num_candidates}")
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0 (0 = keep the top children), got {alpha}")
-        self.check_max_batch(max_batch)
+        self.keep_options(locals())
         self.reward = reward
         self.value = value
-        self.beams = beams
-        self.num_candidates = num_candidates
-        self.alpha = alpha
-        self.max_batch = max_batch
-        self.dedup = bool(dedup)
-
-    def settings(self) -> dict:
-        return {"beams": self.beams, "num_candidates": self.num_candidates, "alpha": self.alpha,
-                "value": type(self.value).__name__, "max_batch": self.max_batch, "dedup": self.dedup}
 
     def keep(self, values: torch.Tensor, generators: Generators) -> torch.Tensor:
         """Indices (B, A) of the kept children among each sample's (B, C) children."""
@@ -86,17 +71,10 @@ class BeamSearch(Decoder):
             calls.ask_for_scores(self.value, t - 1, batch_size * paths * k)
             values = scored.values.view(batch_size, paths * k)
             kept = self.keep(values, generators)  # (B, A)
-            x = flat.gather(1, kept.view(*kept.shape, *([1] * len(event))).expand(-1, -1, *event)).flatten(0, 1)
-            denoised = None
-            if scored.denoised is not None:
-                out = scored.denoised.view(batch_size, paths * k, *scored.denoised.shape[1:])
-                index = kept.view(*kept.shape, *([1] * (out.dim() - 2))).expand(-1, -1, *out.shape[2:])
-                denoised = out.gather(1, index).flatten(0, 1)
+            x, denoised = self.keep_candidates(flat, scored.denoised, kept)  # (B * A, *event)
             values = values.gather(1, kept)
             chosen_values.append(values.max(dim=1).values)
         # The last step scored the clean paths with the reward (t - 1 = 0): return each sample's best.
         best = values.argmax(dim=1)
         samples = ops.gather_candidates(x.view(batch_size, paths, *x.shape[1:]), best)
-        per_step = torch.stack(chosen_values)
-        trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
-        return self.finish(samples, values.gather(1, best[:, None]).squeeze(1), calls, trace)
+        return self.finish(samples, values.gather(1, best[:, None]).squeeze(1), calls, self.value_trace(chosen_values))

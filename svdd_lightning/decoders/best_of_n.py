@@ -26,20 +26,9 @@ class BestOfN(Decoder):
                  max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
         """``max_batch``: at most this many chains per denoiser call (null: all B x N at once). ``dedup``: run
         the denoiser and the reward once per distinct chain state (token models; the same samples)."""
-        self.check_max_batch(max_batch)
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-        if num_particles is not None and num_particles < 1:
-            raise ValueError(f"num_particles must be >= 1 or null, got {num_particles}")
+        self.keep_options(locals())
         self.reward = reward
-        self.num_candidates = num_candidates
-        self.num_particles = num_particles or num_candidates
-        self.max_batch = max_batch
-        self.dedup = bool(dedup)
-
-    def settings(self) -> dict:
-        return {"num_candidates": self.num_candidates, "num_particles": self.num_particles, "max_batch": self.max_batch,
-                "dedup": self.dedup}
+        self.num_particles = num_particles or num_candidates  # N chains; null: as many as candidates
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,

@@ -49,8 +49,7 @@ class DPS(Decoder):
     value_only_without_reward_gradient = True
 
     def __init__(self, *, reward: Reward, value: ValueFunction | None = None, guidance_scale: NonNegative = 1.0) -> None:
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        self.keep_options(locals())
         if getattr(reward, "is_differentiable", False):
             self.guide = "reward"
         elif getattr(value, "gradient_in_state", False):
@@ -63,10 +62,9 @@ class DPS(Decoder):
                 f"(svdd_pm, smc, best_of_n).")
         self.reward = reward
         self.value = value if self.guide == "value" else None
-        self.guidance_scale = guidance_scale
 
     def settings(self) -> dict:
-        return {"num_candidates": 1, "guidance_scale": self.guidance_scale, "guided_by": GUIDES[self.guide]}
+        return {**super().settings(), "guided_by": GUIDES[self.guide]}
 
     def _objective(self, x: Tensor, t: Tensor) -> Tensor:
         if self.guide == "reward":

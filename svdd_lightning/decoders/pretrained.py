@@ -18,11 +18,8 @@ class PretrainedSampler(Decoder):
 
     def __init__(self, *, reward: Reward, dedup: bool = True) -> None:
         """``dedup``: run the denoiser once per distinct state (token models; the same samples)."""
+        self.keep_options(locals())
         self.reward = reward
-        self.dedup = bool(dedup)
-
-    def settings(self) -> dict:
-        return {"num_candidates": 1, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,

@@ -49,30 +49,12 @@ class SMC(Decoder):
         distinct particle once (token models: particles start identical and resampling copies them)."""
         if value is None:
             raise ValueError("SMC needs a value (value=posterior_mean or value=learned) to weight its particles")
-        if not alpha > 0:
-            raise ValueError(f"SMC's alpha must be > 0 (weights are exp(dv / alpha)), got {alpha}")
-        if not 0.0 <= ess_threshold <= 1.0:
-            raise ValueError(f"ess_threshold is a fraction of the population in [0, 1], got {ess_threshold}")
-        if resampling not in ops.RESAMPLING_SCHEMES:
-            raise ValueError(f"resampling={resampling!r} is unknown; use one of {sorted(ops.RESAMPLING_SCHEMES)}")
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates (particles per returned sample) must be >= 1, got {num_candidates}")
+        self.keep_options(locals())
         if not final_resampling and num_candidates != 1:
             raise ValueError("final_resampling=false returns the weighted particles themselves, so it needs "
                              f"num_candidates=1 (one particle per sample), got {num_candidates}")
         self.reward = reward
         self.value = value
-        self.alpha = alpha
-        self.ess_threshold = ess_threshold
-        self.resampling = resampling
-        self.num_candidates = num_candidates
-        self.final_resampling = final_resampling
-        self.dedup = bool(dedup)
-
-    def settings(self) -> dict:
-        return {"num_candidates": self.num_candidates, "alpha": self.alpha, "ess_threshold": self.ess_threshold,
-                "resampling": self.resampling, "final_resampling": self.final_resampling,
-                "value": type(self.value).__name__, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,

@@ -39,21 +39,9 @@ class SVDD(Decoder):
         most this many candidates per value/denoiser call (null: all B x M at once); a memory cap for
         large M or large models that leaves the samples unchanged. ``dedup``: score each distinct
         candidate once (token models; the same samples, fewer calls)."""
-        self.check_max_batch(max_batch)
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0 (0 = argmax), got {alpha}")
+        self.keep_options(locals())
         self.reward = reward
         self.value = value
-        self.num_candidates = num_candidates
-        self.alpha = alpha
-        self.max_batch = max_batch
-        self.dedup = bool(dedup)
-
-    def settings(self) -> dict:
-        return {"num_candidates": self.num_candidates, "alpha": self.alpha, "value": type(self.value).__name__,
-                "max_batch": self.max_batch, "dedup": self.dedup}
 
     @torch.no_grad()
     def __call__(self, diffusion: Diffusion, batch_size: int, generators: Generators,
@@ -77,17 +65,12 @@ class SVDD(Decoder):
             calls.ask_for_scores(self.value, t - 1, batch_size * m)
             values = scored.values.view(batch_size, m)
             keep = ops.select_candidates(values, self.alpha, generators)
-            x = ops.gather_candidates(candidates, keep)
-            denoised = None
-            if scored.denoised is not None:
-                denoised = ops.gather_candidates(scored.denoised.view(batch_size, m, *scored.denoised.shape[1:]), keep)
+            x, denoised = self.keep_candidates(candidates, scored.denoised, keep)
             chosen = values.gather(1, keep[:, None]).squeeze(1)
             x, denoised, chosen = self.across_batch(x, denoised, chosen, population_gen, groups)
             chosen_values.append(chosen)
         rewards = chosen_values[-1]  # the last step scored the clean samples with the reward (t - 1 = 0)
-        per_step = torch.stack(chosen_values)  # (T, B)
-        trace = {"value_mean": per_step.mean(1).tolist(), "value_std": per_step.std(1, correction=0).tolist()}
-        return self.finish(x, rewards, calls, trace)
+        return self.finish(x, rewards, calls, self.value_trace(chosen_values))
 
     def across_batch(self, x, denoised, values, population_gen: torch.Generator, groups=None):
         """A hook after the per-sample selection; plain SVDD keeps batch members independent."""
@@ -113,22 +96,9 @@ class SVDDR(SVDD):
                  resample_fraction: Probability = 0.05, resample_alpha: NonNegative = 1.0,
                  replace: Literal["random", "lowest"] = "random",
                  max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:
-        super().__init__(reward=reward, value=value, num_candidates=num_candidates, alpha=alpha, max_batch=max_batch,
-                         dedup=dedup)
-        if not 0.0 <= resample_fraction <= 1.0:
-            raise ValueError(f"resample_fraction is a fraction of the batch in [0, 1], got {resample_fraction}")
-        if resample_alpha < 0:
-            raise ValueError(f"resample_alpha must be >= 0 (0 = copy the best), got {resample_alpha}")
-        if replace not in ("random", "lowest"):
-            raise ValueError(f"replace={replace!r} is unknown; use 'random' (a uniformly drawn fraction of the batch) "
-                             f"or 'lowest' (the lowest-valued members)")
-        self.resample_fraction = resample_fraction
-        self.resample_alpha = resample_alpha
-        self.replace = replace
-
-    def settings(self) -> dict:
-        return {**super().settings(), "resample_fraction": self.resample_fraction,
-                "resample_alpha": self.resample_alpha, "replace": self.replace}
+        self.keep_options(locals())
+        self.reward = reward
+        self.value = value
 
     def across_batch(self, x, denoised, values, population_gen: torch.Generator, groups=None):
         k = int(round(self.resample_fraction * x.shape[0]))
