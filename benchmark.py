@@ -37,6 +37,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -44,7 +45,8 @@ from callbacks.benchmark_cells import WANDB_PROJECT, CellLogger  # noqa: F401  (
 from svdd_lightning.atomic import atomic_path, atomic_write_text
 from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
 from svdd_lightning.tasks.benchmark_plan import (ALL_TASKS, COLOURS, DECODERS, DEFAULT_TASKS,  # noqa: F401
-                                                 SINGLE_POINT, compose_decode, per_sample_costs)
+                                                 compose_decode, known_decoders, methods, per_sample_costs,
+                                                 search_path_override, single_point)
 
 REPO = Path(__file__).resolve().parent
 # The naturalness metrics shown per domain in the summary table (all of them are in the JSON and
@@ -160,7 +162,7 @@ def budget_options(decoder: str, budget: int) -> list[str]:
 
 
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
-            seed: int, run_dir: Path) -> dict:
+            seed: int, run_dir: Path, search_path: Sequence[str] = ()) -> dict:
     """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
     from hydra.errors import InstantiationException
 
@@ -174,8 +176,9 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
 
     overrides = [f"domain={domain}", f"reward={reward}", f"decoder={decoder}", f"num_samples={num_samples}",
                  f"batch_size={batch_size}", f"seed={seed}",
-                 *([] if decoder in SINGLE_POINT else budget_options(decoder, num_candidates)),
-                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false"]
+                 *([] if single_point(decoder, search_path) else budget_options(decoder, num_candidates)),
+                 f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false",
+                 *search_path_override(search_path)]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
            "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -246,10 +249,11 @@ def find(rows: list[dict], domain: str, reward: str, decoder: str) -> dict | Non
 
 def table1(rows: list[dict], tasks, stat: str = "median") -> list[str]:
     """Table 1's shape: one line per task, one column per method, ``stat`` with its 95% interval."""
-    lines = ["| Task | " + " | ".join(DECODERS) + " |", "|---|" + "---|" * len(DECODERS)]
+    columns = methods(rows)
+    lines = ["| Task | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for domain, reward in tasks:
         cells = []
-        for dec in DECODERS:
+        for dec in columns:
             r = find(rows, domain, reward, dec)
             cells.append("n/a" if r is None or "skipped" in r else fmt_ci(r[stat], r[f"{stat}_ci"]))
         lines.append(f"| {domain} / {reward} | " + " | ".join(cells) + " |")
@@ -257,11 +261,12 @@ def table1(rows: list[dict], tasks, stat: str = "median") -> list[str]:
 
 
 def naturalness_table(rows: list[dict], tasks) -> list[str]:
-    lines = ["| Task (metrics) | " + " | ".join(DECODERS) + " |", "|---|" + "---|" * len(DECODERS)]
+    columns = methods(rows)
+    lines = ["| Task (metrics) | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for domain, reward in tasks:
         keys = HEADLINE_NATURALNESS.get(domain, ())
         cells = []
-        for dec in DECODERS:
+        for dec in columns:
             r = find(rows, domain, reward, dec)
             if r is None or "skipped" in r:
                 cells.append("n/a")
@@ -344,7 +349,7 @@ def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)
     for ax, (domain, reward) in zip(axes.flat, tasks):
-        done = [r for dec in DECODERS for r in rows
+        done = [r for dec in methods(rows) for r in rows
                 if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, dec) and "skipped" not in r]
         ax.boxplot([r["rewards"] for r in done], tick_labels=[r["decoder"] for r in done], showfliers=True)
         ax.set_title(f"{domain} / {reward}")
@@ -403,13 +408,14 @@ def plot_scaling(path: Path, scaling: list[dict], domain: str, reward: str) -> N
     samples = sorted({r["num_samples"] for r in scaling
                       if (r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r})
     for ax, (key, label) in zip(axes, axes_x):
-        for dec in DECODERS:
+        order = methods(scaling)
+        for dec in order:
             pts = scaling_series(scaling, domain, reward, dec)
             if not pts:
                 continue
             xs = [p["calls_per_sample"]["total"] if key == "calls_total" else p[key] for p in pts]
             if key == "calls_total":  # methods often share a call count: dodge them apart a little
-                xs = [x * (1 + 0.02 * (DECODERS.index(dec) - 3)) for x in xs]
+                xs = [x * (1 + 0.02 * (order.index(dec) - 3)) for x in xs]
             ys = [p["median"] for p in pts]
             colour = COLOURS.get(dec)
             single = len(pts) == 1
@@ -476,7 +482,7 @@ def scaling_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
     lines = [f"### Scaling: {domain} / {reward}", "", f"![scaling {domain} / {reward}](scaling_{domain}_{reward}.png)", "",
              "| method | budget | median [95% CI] | q90 [95% CI] | calls per sample (denoiser / value / reward / total) "
              "| wall s per sample |", "|---|---|---|---|---|---|"]
-    for dec in DECODERS:
+    for dec in methods(mine):
         for r in sorted((r for r in mine if r["decoder"] == dec), key=lambda r: r["budget"]):
             if "skipped" in r:
                 lines.append(f"| {dec} | {r['budget']} | skipped: {r['skipped']} | | | |")
@@ -567,11 +573,11 @@ def report_from(out: Path) -> None:
     write_report(out, mode=mode, meta=meta, rows=rows, scaling=scaling)
 
 
-def scaling_plan(mode: Mode, decoders: list[str]) -> list[tuple[str, str, str, int]]:
+def scaling_plan(mode: Mode, decoders: list[str], search_path: Sequence[str] = ()) -> list[tuple[str, str, str, int]]:
     plan = []
     for domain, reward in (t for t in mode.tasks if t in mode.scaling_tasks):
         for dec in decoders:
-            for budget in ((1,) if dec in SINGLE_POINT else sorted(mode.scaling_budgets)):
+            for budget in ((1,) if single_point(dec, search_path) else sorted(mode.scaling_budgets)):
                 plan.append((domain, reward, dec, budget))
     return plan
 
@@ -585,14 +591,15 @@ def shown(row: dict) -> str:
 
 
 def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int, out: Path, run=None,
-                on_row=None) -> list[dict]:
+                on_row=None, search_path: Sequence[str] = ()) -> list[dict]:
     """The scaling rows: every method of ``decoders`` at each budget (one point at budget 1 for
     pre-trained and DPS). A method the table could not run is skipped at every budget with its reason;
     one whose calls per sample do not grow with the budget (it ignores decoder.num_candidates) is
     skipped from there on rather than run again; a table row with the point's samples, batch and
     budget is that point (not decoded twice). ``run`` is run_one (a test may pass another)."""
     run = run or run_one
-    plan = scaling_plan(mode, decoders)
+    plan = scaling_plan(mode, decoders, search_path)
+    single = {dec: single_point(dec, search_path) for dec in decoders}
     skip = {(r["domain"], r["reward"], r["decoder"]): r["skipped"] for r in rows if "skipped" in r}
     table = {(r["domain"], r["reward"], r["decoder"]): r for r in rows if "skipped" not in r}
     last_calls: dict[tuple, tuple[int, float]] = {}
@@ -607,12 +614,13 @@ def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int,
                    "skipped": skip[key]}
         elif same is not None and (same["num_samples"], same["batch_size"]) == \
                 (mode.scaling_samples, mode.scaling_batch_size) and \
-                (same["budget"] == budget or decoder in SINGLE_POINT):
+                (same["budget"] == budget or single[decoder]):
             row = {**same, "budget": budget, "reused": "the table's run (same samples and settings)"}
         else:
             row = run(domain=domain, reward=reward, decoder=decoder, num_samples=mode.scaling_samples,
                       batch_size=mode.scaling_batch_size, num_candidates=budget, seed=seed,
-                      run_dir=out / "runs" / f"scaling-{domain}-{reward}-{decoder}-b{budget}")
+                      run_dir=out / "runs" / f"scaling-{domain}-{reward}-{decoder}-b{budget}",
+                      **({"search_path": search_path} if search_path else {}))
         if key not in skip:
             if "skipped" in row:
                 skip[key] = row["skipped"]
@@ -640,7 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the four default tasks with small runs")
     parser.add_argument("--output_dir", required=True, help="where benchmark.md/.json, plots and runs go")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS, help="a subset of methods")
+    parser.add_argument("--decoders", nargs="+", default=DECODERS, metavar="NAME",
+                        help="a subset of methods (default: the library's eight), or a decoder of your own: a "
+                             "decoder/NAME.yaml in a --search_path directory")
+    parser.add_argument("--search_path", nargs="+", default=[], metavar="DIR",
+                        help="config directories added to decode.py's (as hydra.searchpath), e.g. for your own "
+                             "decoder/NAME.yaml")
     parser.add_argument("--tasks", nargs="+", metavar="DOMAIN/REWARD", help="a subset of tasks, e.g. dna/hepg2_motif")
     parser.add_argument("--num_samples", type=int,
                         help="samples per table cell (default: the mode's; also caps the samples per scaling point)")
@@ -659,6 +672,10 @@ def main(argv: list[str] | None = None) -> int:
         report_from(Path(args.output_dir))
         return 0
     mode = QUICK if args.quick else FULL
+    unknown = [d for d in args.decoders if d not in known_decoders(args.search_path)]
+    if unknown:
+        parser.error(f"unknown decoder(s) {unknown}; choose from {known_decoders(args.search_path)}, or add "
+                     f"DIR/decoder/NAME.yaml and pass --search_path DIR")
     changes = {}
     if args.tasks:
         known = {f"{d}/{r}" for d, r in ALL_TASKS}
@@ -708,13 +725,15 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: P
     cells = CellLogger(args.logger, out, mode=mode.name)
     start, cpu_start = time.perf_counter(), time.process_time()
     rows: list[dict] = []
-    decoders = [dec for dec in DECODERS if dec in args.decoders]  # the table's order, whatever the order asked
+    # the table's order, whatever the order asked; then decoders of the search path, as asked
+    decoders = [dec for dec in DECODERS if dec in args.decoders] + \
+        [dec for dec in dict.fromkeys(args.decoders) if dec not in DECODERS]
     plan = [(d, r, dec) for d, r in mode.tasks for dec in decoders]
     for i, (domain, reward, decoder) in enumerate(plan, 1):
         tic = time.perf_counter()
         row = run_one(domain=domain, reward=reward, decoder=decoder, num_samples=mode.num_samples,
                       batch_size=mode.batch_size, num_candidates=mode.num_candidates, seed=args.seed,
-                      run_dir=out / "runs" / f"{domain}-{reward}-{decoder}")
+                      run_dir=out / "runs" / f"{domain}-{reward}-{decoder}", search_path=args.search_path)
         rows.append(row)
         cells.log(row, "table")
         print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}: {shown(row)} ({time.perf_counter() - tic:.0f} s)",
@@ -722,7 +741,8 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: P
     table_seconds = time.perf_counter() - start
 
     scaling = [] if (args.no_scaling or args.no_ablation) else \
-        run_scaling(mode, decoders, rows, seed=args.seed, out=out, on_row=lambda row: cells.log(row, "scaling"))
+        run_scaling(mode, decoders, rows, seed=args.seed, out=out, on_row=lambda row: cells.log(row, "scaling"),
+                    search_path=args.search_path)
 
     wall = time.perf_counter() - start
     machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else torch.cuda.get_device_name()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -51,33 +52,31 @@ def reward_stats(rewards: np.ndarray) -> dict[str, float]:
             "q90": float(np.quantile(rewards, 0.9)), "min": float(np.min(rewards)), "max": float(np.max(rewards))}
 
 
-def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None, **options: Any) -> Decoder:
-    """A decoder by its config name (pretrained, best_of_n, svdd_pm, svdd_mc, svdd_r, smc, dps, beam). The
-    posterior-mean value is the default where one is needed; svdd_mc needs ``value`` (a trained
-    LearnedValue), dps needs it unless the reward is differentiable."""
-    from svdd_lightning.decoders.beam import BeamSearch
-    from svdd_lightning.decoders.best_of_n import BestOfN
-    from svdd_lightning.decoders.dps import DPS
-    from svdd_lightning.decoders.pretrained import PretrainedSampler
-    from svdd_lightning.decoders.smc import SMC
-    from svdd_lightning.decoders.svdd import SVDD, SVDDR
+def build_decoder(name: str, *, reward: Any, diffusion: Any, value: Any = None,
+                  search_path: Sequence[str | Path] = (), **options: Any) -> Decoder:
+    """A decoder by its config name: a file of the decoder config group (configs/decoder/NAME.yaml: pretrained,
+    best_of_n, svdd_pm, svdd_mc, svdd_r, smc, dps, beam; or your own NAME.yaml in ``DIR/decoder/`` of a directory of
+    ``search_path``), built from the class the file names with ``options`` (decoder/registry.py). The value the file
+    selects is the default where one is needed: the posterior mean for value=posterior_mean; a learned value
+    (svdd_mc) must be passed as ``value`` (a trained LearnedValue); DPS needs one unless the reward is
+    differentiable."""
+    from hydra.utils import get_class
+
+    from svdd_lightning.build import refinement_options, share_max_batch
+    from svdd_lightning.cli import accepts
+    from svdd_lightning.decoders.refine import with_refinement
+    from svdd_lightning.decoders.registry import decoder_entry
     from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 
-    if name in ("svdd_mc",) and value is None:
-        raise ConfigError("decoder svdd_mc needs value=LearnedValue(...) with trained weights (train.py stage=value); "
-                          "svdd_pm needs none.")
-    if name in ("svdd_pm", "svdd_r", "smc", "beam") and value is None:
+    entry = decoder_entry(name, search_path)
+    cls = get_class(entry.target)
+    takes_value = accepts(entry.target, "value")
+    if entry.value == "learned" and value is None and not getattr(cls, "value_only_without_reward_gradient", False):
+        raise ConfigError(f"decoder {name} needs value=LearnedValue(...) with trained weights (train.py stage=value); "
+                          f"svdd_pm needs none.")
+    if entry.value == "posterior_mean" and value is None:
         value = PosteriorMeanValue(reward=reward, diffusion=diffusion)
-    classes = {"pretrained": (PretrainedSampler, False), "best_of_n": (BestOfN, False), "svdd_pm": (SVDD, True),
-               "svdd_mc": (SVDD, True), "svdd_r": (SVDDR, True), "smc": (SMC, True), "dps": (DPS, True),
-               "beam": (BeamSearch, True)}
-    if name not in classes:
-        raise ConfigError(f"decoder={name!r} is unknown; use one of {', '.join(classes)} or pass a Decoder instance.")
-    from svdd_lightning.build import refinement_options, share_max_batch
-    from svdd_lightning.decoders.refine import with_refinement
-
     rounds, fraction = refinement_options(options)
-    cls, takes_value = classes[name]
     if "max_batch" in options:
         share_max_batch(diffusion, options["max_batch"])
     decoder = cls(reward=reward, **({"value": value} if takes_value else {}), **options)
@@ -90,7 +89,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
            naturalness: bool = True, trainer: L.Trainer | None = None, callbacks: Sequence[L.Callback] = (),
            collect: Callable[[], dict[str, Any]] | None = None, skip: frozenset[int] = frozenset(),
            names: dict[str, Any] | None = None, reference: np.ndarray | None = None,
-           init: StartPlan | dict[str, Any] | None = None) -> DecodeResult | None:
+           init: StartPlan | dict[str, Any] | None = None,
+           search_path: Sequence[str | Path] = ()) -> DecodeResult | None:
     """Decode ``num_samples`` samples; returns a :class:`DecodeResult` on rank zero (None on other ranks).
 
     Args:
@@ -112,6 +112,8 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
         init: where the samples begin, as ``init.*`` on the command line: ``{"fasta": FILE, "mask": "99-109"}``
             (or ``"smiles"``; a masked model and ``domain`` needed), or a built
             :class:`~svdd_lightning.inpainting.Inpainting`; None: from the prior.
+        search_path: directories whose ``decoder/NAME.yaml`` files add decoders to the names (as
+            ``hydra.searchpath`` on the command line).
     """
     names = dict(names or {})
     init = starts_from(init, domain=domain, diffusion=diffusion)
@@ -125,7 +127,7 @@ def decode(*, diffusion: Any, reward: Any, decoder: str | Decoder = "svdd_pm", d
     if isinstance(decoder, str):
         names.setdefault("decoder", decoder)
         decoder = build_decoder(decoder, reward=module_reward, diffusion=diffusion, value=value,
-                                **(decoder_options or {}))
+                                search_path=search_path, **(decoder_options or {}))
     elif decoder_options:
         raise ConfigError("decoder_options apply to a decoder given by name; a built Decoder already has its options.")
     elif not getattr(diffusion, "states_are_data", True) and not isinstance(reward, DecodedReward):

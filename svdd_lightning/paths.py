@@ -15,3 +15,7 @@ def resolve_path(path: str | Path) -> Path:
     if path.is_absolute() or path.exists():
         return path
     return REPO_ROOT / path
+
+
+# The Hydra config groups of decode.py and train.py (decoder/, domain/, reward/, value/...).
+CONFIG_DIR = REPO_ROOT / "configs"

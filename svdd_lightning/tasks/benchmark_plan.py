@@ -3,17 +3,53 @@ the methods, the tasks, their colours, how one cell's decode config is composed,
 
 from __future__ import annotations
 
-from svdd_lightning.paths import REPO_ROOT
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+from svdd_lightning.paths import CONFIG_DIR
+
+# The library's methods, in the table's order; a decoder added to the decoder config group (a file on
+# --search_path) runs when named in --decoders and gets a column after these.
 DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam"]
-# One draw per step (they take no decoder.num_candidates): one point (budget 1) in the scaling comparison.
-SINGLE_POINT = ("pretrained", "dps")
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
 ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
              ("image", "compressibility"), ("image", "digit")]
 COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
            "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange",
            "beam": "tab:cyan"}
+
+
+def methods(rows: Iterable[dict]) -> list[str]:
+    """The report's columns: the library's methods in their order, then any other decoder of ``rows`` in the order
+    they ran."""
+    extra = [d for d in dict.fromkeys(r["decoder"] for r in rows) if d not in DECODERS]
+    return DECODERS + extra
+
+
+def known_decoders(search_path: Sequence[str | Path] = ()) -> list[str]:
+    """Every decoder of the config group: the library's, then those of the search path's ``decoder/`` folders."""
+    from svdd_lightning.decoders.registry import decoder_files
+
+    return DECODERS + [name for name in decoder_files(search_path) if name not in DECODERS]
+
+
+def single_point(decoder: str, search_path: Sequence[str | Path] = ()) -> bool:
+    """Whether a method draws one candidate per step (its config has no decoder.num_candidates: pretrained, DPS):
+    one point, budget 1, in the scaling comparison."""
+    from omegaconf import OmegaConf
+
+    from svdd_lightning.decoders.registry import decoder_files
+
+    path = decoder_files(search_path).get(decoder)
+    return path is None or "num_candidates" not in (OmegaConf.load(path).get("decoder") or {})
+
+
+def search_path_override(search_path: Sequence[str | Path]) -> list[str]:
+    """``hydra.searchpath=[file://DIR,...]`` for compose, as on decode.py's command line; none for an empty path."""
+    if not search_path:
+        return []
+    dirs = ",".join(f"file://{Path(str(d).removeprefix('file://')).resolve()}" for d in search_path)
+    return [f"hydra.searchpath=[{dirs}]"]
 
 
 def compose_decode(overrides: list[str]):
@@ -23,7 +59,7 @@ def compose_decode(overrides: list[str]):
     from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3", job_name="benchmark"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name="benchmark"):
         cfg = compose(config_name="decode", overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
