@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from svdd_lightning.checkpoints import check_value_reward, load_state, read_checkpoint
+from svdd_lightning.checkpoints import check_value_reward, load_state, read_checkpoint, shipped_value_path
 from svdd_lightning.cli import accepts
 from svdd_lightning.errors import ConfigError
 
@@ -156,27 +156,25 @@ def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
         raise ConfigError(f"{exc}") from None
 
 
-def value_checkpoint_given(cfg: DictConfig) -> bool:
-    """Whether the command line set value.checkpoint (then it is used as given, never replaced)."""
-    if not HydraConfig.initialized():
-        return False
-    return any(o.lstrip("+").startswith("value.checkpoint=") for o in HydraConfig.get().overrides.task)
+def is_learned_value(cfg: DictConfig) -> bool:
+    """Whether the value group's node loads trained weights (value=learned): it has a checkpoint key."""
+    return cfg.value is not None and "checkpoint" in cfg.value
 
 
 def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
     """{component: value checkpoint} when a multi reward's learned value is to be assembled from the shipped value
-    of each component (values/multi.py): value.checkpoint not given and no file at its default; else None."""
+    of each component (values/multi.py): value.checkpoint not given (null) and no shipped value of the combination;
+    else None."""
     from svdd_lightning.paths import resolve_path
 
-    if str(cfg.reward.get("_target_", "")) != MULTI_REWARD or not cfg.value.get("checkpoint"):
+    if str(cfg.reward.get("_target_", "")) != MULTI_REWARD or not is_learned_value(cfg) or cfg.value.checkpoint:
         return None
-    default = f"checkpoints/{cfg.domain.name}/value_multi.ckpt"
-    if value_checkpoint_given(cfg) or str(cfg.value.checkpoint) != default or resolve_path(default).is_file():
+    if resolve_path(shipped_value_path(cfg.domain.name, "+".join(multi_reward_specs(cfg)))).is_file():
         return None
     specs = multi_reward_specs(cfg)
     # Shipped values are looked up for the domain's own rewards only: a function named like one (my_module.sa)
     # is another reward.
-    paths = {name: f"checkpoints/{cfg.domain.name}/value_{name}.ckpt" for name, spec in specs.items() if spec == name}
+    paths = {name: shipped_value_path(cfg.domain.name, name) for name, spec in specs.items() if spec == name}
     missing = [name for name in specs if name not in paths or not resolve_path(paths[name]).is_file()]
     if missing:
         decoder = HydraConfig.get().runtime.choices.get("decoder") if HydraConfig.initialized() else None
@@ -227,9 +225,17 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
     component_checkpoints = multi_value_checkpoints(cfg)
     if component_checkpoints:
         return build_multi_value(cfg, component_checkpoints, reward, **kwargs)
-    if cfg.value.get("checkpoint"):
-        check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
-    return build_with_checkpoint(cfg.value, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
+    node = cfg.value
+    if is_learned_value(cfg):
+        node = OmegaConf.merge(cfg.value, {"checkpoint": value_checkpoint(cfg, reward)})
+        check_value_reward(node.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
+    return build_with_checkpoint(node, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
+
+
+def value_checkpoint(cfg: DictConfig, reward: Any) -> str:
+    """value.checkpoint as given, or (null) the shipped value of the domain and of the reward as built: its name is the
+    reward's own (``reward.name``: hepg2_motif, qed+sa), so it is the same from the command line, compose() and Python."""
+    return str(cfg.value.checkpoint or shipped_value_path(cfg.domain.name, reward.name))
 
 
 # Objects per network call on CPU for decoder.max_batch=auto. Measured on this project's 2-core CPU

@@ -14,6 +14,13 @@ from svdd_lightning.errors import CheckpointError
 from svdd_lightning.paths import resolve_path  # noqa: F401  (re-exported)
 
 
+def shipped_value_path(domain: str, reward: str) -> str:
+    """Where the shipped SVDD-MC value of a domain's reward is (``value.checkpoint=null`` picks it; for several rewards
+    at once the reward is named ``qed+sa``): the one place these files are named. train.py stage=value writes into
+    its output_dir; a value copied here ships."""
+    return f"checkpoints/{domain}/value_{reward}.ckpt"
+
+
 def load_tensors_only(path: str | Path) -> Any:
     """``torch.load`` that never runs code from the file (``weights_only=True``): tensors, numbers,
     strings and plain containers only, so a checkpoint, rollout file or shard from elsewhere cannot

@@ -96,9 +96,18 @@ def test_domain_datamodule_and_format_instantiate():
     assert domain.native_name == "samples.fasta" and data.domain.alphabet == domain.alphabet == "ACGT"
 
 
-def test_learned_value_checkpoint_follows_reward_choice():
-    cfg = compose_decode("decoder=svdd_mc", "reward=gc")
-    assert OmegaConf.to_container(cfg.value, resolve=True)["checkpoint"] == "checkpoints/dna/value_gc.ckpt"
+def test_learned_value_checkpoint_follows_the_reward():
+    """value.checkpoint=null is the shipped value of the reward as built (its own name), so a plain compose() with no
+    Hydra runtime state finds it too; a path given is used as given."""
+    from svdd_lightning.build import value_checkpoint
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        plain = compose("decode", overrides=["decoder=svdd_mc", "reward=gc"])  # no return_hydra_config, no set_config
+    assert plain.value.checkpoint is None
+    domain = build_domain(plain)
+    assert value_checkpoint(plain, build_reward(plain, domain)) == "checkpoints/dna/value_gc.ckpt"
+    given = compose_decode("decoder=svdd_mc", "reward=gc", "value.checkpoint=elsewhere/mine.ckpt")
+    assert value_checkpoint(given, build_reward(given, domain)) == "elsewhere/mine.ckpt"
 
 
 def test_train_config_composes():
@@ -113,11 +122,12 @@ SHIPPED_VALUES = sorted(Path(__file__).resolve().parent.parent.glob("checkpoints
 @pytest.mark.parametrize("path", SHIPPED_VALUES, ids=[f"{p.parent.name}-{p.stem}" for p in SHIPPED_VALUES])
 def test_every_shipped_value_is_accepted_for_its_reward(path):
     """decoder=svdd_mc builds with each shipped value (its recorded reward settings match the config's)."""
+    from svdd_lightning.build import value_checkpoint
     from svdd_lightning.checkpoints import check_value_reward
 
     cfg = compose_decode(f"domain={path.parent.name}", f"reward={path.stem.removeprefix('value_')}", "decoder=svdd_mc")
-    check_value_reward(cfg.value.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
     domain = build_domain(cfg)
+    check_value_reward(value_checkpoint(cfg, build_reward(cfg, domain)), OmegaConf.to_container(cfg.reward, resolve=True))
     _, value = build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
     assert value is not None
 
