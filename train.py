@@ -34,6 +34,7 @@ from svdd_lightning.diffusion.gaussian import save_pipeline
 from svdd_lightning.cli import expand_reward_list, friendly_errors, quiet_lightning, save_config, writable_output_dir
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
+from svdd_lightning.model_description import describe_model
 from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.value import ValueRegressionModule
 from svdd_lightning.options import check_config
@@ -51,7 +52,8 @@ def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
         load_state(diffusion, cfg.pretrain.init_from, kind="diffusion", domain=cfg.domain.name, prefix="diffusion.")
     module = DiffusionPretrainModule(diffusion=diffusion, domain=cfg.domain.name, input_key=cfg.domain.input_key,
                                      lr=cfg.pretrain.lr, warmup_steps=cfg.pretrain.warmup_steps,
-                                     domain_metadata=domain.checkpoint_metadata())
+                                     domain_metadata=domain.checkpoint_metadata(),
+                                     model_description=describe_model(cfg.diffusion))
     trainer = fit(cfg, module, data, output_dir, name=f"pretrain-{cfg.domain.name}",
                   val_every=cfg.pretrain.val_check_interval)
     path = output_dir / "pretrained.ckpt"

@@ -120,10 +120,28 @@ def check_value_reward(path: str | Path, reward_config: dict) -> None:
         f"decoder=svdd_pm, which needs no trained value.")
 
 
-def load_diffusion(diffusion: nn.Module, path: str | Path, *, domain: Any = None) -> nn.Module:
-    """Load a pre-trained checkpoint (``train.py stage=pretrain``) into a built diffusion, frozen, for
-    decoding from Python (the architecture must match the one it was trained with). With ``domain`` (a
-    Domain), the checkpoint must agree with it (e.g. the molecules' SELFIES vocabulary)."""
+def load_diffusion(model: nn.Module | str | Path, path: str | Path | None = None, *, domain: Any = None,
+                   num_steps: int | None = None) -> nn.Module:
+    """A pre-trained diffusion (``train.py stage=pretrain``), frozen, for decoding from Python.
+
+    ``load_diffusion("checkpoints/dna/pretrained.ckpt")``: the checkpoint describes its model (network sizes and
+    diffusion settings, svdd_lightning/model_description.py), which is rebuilt and loaded; ``num_steps`` decodes
+    with fewer steps than it was trained with. ``load_diffusion(diffusion, path)``: loads into a diffusion built
+    by hand, whose architecture must match. With ``domain`` (a Domain), the checkpoint must agree with it (e.g.
+    the molecules' SELFIES vocabulary)."""
+    if isinstance(model, nn.Module):
+        if path is None:
+            raise TypeError("load_diffusion(diffusion, path): give the checkpoint's path after the diffusion")
+        if num_steps is not None:
+            raise TypeError("load_diffusion(diffusion, path) loads into the diffusion as built; set its steps there")
+        diffusion = model
+    else:
+        if path is not None:
+            raise TypeError("load_diffusion(path) takes the checkpoint's path alone, or (diffusion, path)")
+        from svdd_lightning.model_description import build_described_model
+
+        path = model
+        diffusion = build_described_model(path, num_steps=num_steps)
     meta = load_state(diffusion, path, kind="diffusion", domain=None, prefix="diffusion.")
     if domain is not None:
         domain.check_checkpoint(path, meta)

@@ -51,9 +51,19 @@ def test_pretrain_checkpoint_is_small_and_tagged(pretrained):
 
     assert pretrained.stat().st_size < 1_000_000  # weights only: no optimizer state
     ckpt = torch.load(pretrained, weights_only=False)
+    model = ckpt["svdd"].pop("model")  # the checkpoint knows its model: the sizes it was trained with (TINY)
     assert ckpt["svdd"] == {"kind": "diffusion", "domain": "dna"}
+    assert (model["seq_len"], model["num_steps"]) == (24, 4)
+    assert (model["network"]["channels"], model["network"]["num_layers"]) == (8, 2)
     assert "optimizer_states" not in ckpt or not ckpt["optimizer_states"]
     assert any(k.startswith("diffusion.network.") for k in ckpt["state_dict"])
+
+
+def test_a_trained_checkpoint_alone_rebuilds_its_model(pretrained):
+    import svdd_lightning as svdd
+
+    diffusion = svdd.load_diffusion(pretrained)
+    assert (diffusion.seq_len, diffusion.num_steps, diffusion.network.init_arguments["channels"]) == (24, 4, 8)
 
 
 def test_value_stage_writes_rollouts_and_value_only_weights(value_ckpt):

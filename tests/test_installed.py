@@ -15,14 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = r'''
 import json, sys
 import svdd_lightning as svdd
-from svdd_lightning.diffusion.masked import MaskedDiffusion
-from svdd_lightning.networks.sequence import SequenceDenoiser
 
 def gc_fraction(sequences):
     return [(s.count("G") + s.count("C")) / len(s) for s in sequences]
 
-net = SequenceDenoiser(vocab_size=4, channels=64, num_layers=6, kernel_size=5)
-diffusion = svdd.load_diffusion(MaskedDiffusion(network=net, vocab_size=4, seq_len=200, num_steps=16), sys.argv[1])
+diffusion = svdd.load_diffusion(sys.argv[1], num_steps=16)  # the checkpoint records its model
 result = svdd.decode(diffusion=diffusion, reward=gc_fraction, domain=svdd.NucleotideDomain(alphabet="ACGT"),
                      decoder="svdd_pm", decoder_options={"num_candidates": 4}, num_samples=4, batch_size=4, seed=0,
                      trainer=None)

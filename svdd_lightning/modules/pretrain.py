@@ -15,21 +15,25 @@ class DiffusionPretrainModule(CheckpointMetadataMixin):
 
     def __init__(self, *, diffusion: Diffusion, domain: str, input_key: str = "tokens", lr: float = 1e-3,
                  weight_decay: float = 0.0, warmup_steps: int = 200,
-                 domain_metadata: dict[str, Any] | None = None) -> None:
+                 domain_metadata: dict[str, Any] | None = None,
+                 model_description: dict[str, Any] | None = None) -> None:
         """``domain_metadata``: what the domain asks the checkpoint to record (``Domain.checkpoint_metadata``,
         e.g. the molecules' SELFIES vocabulary), so that decoding with a domain that disagrees is refused
-        instead of decoding nonsense."""
+        instead of decoding nonsense. ``model_description``: the diffusion's config node
+        (svdd_lightning/model_description.py), so that the checkpoint alone rebuilds the model."""
         super().__init__()
         self.diffusion = diffusion
         self.domain = domain
         self.domain_metadata = dict(domain_metadata or {})
+        self.model_description = model_description
         self.input_key = input_key
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
 
     def checkpoint_metadata(self):
-        return {**super().checkpoint_metadata(), **self.domain_metadata}
+        described = {"model": self.model_description} if self.model_description else {}
+        return {**super().checkpoint_metadata(), **self.domain_metadata, **described}
 
     def training_step(self, batch, batch_idx):
         loss = self.diffusion.training_loss(batch[self.input_key])
