@@ -67,6 +67,18 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def start_process(*, float32_matmul_precision: str | None = None) -> None:
+    """What a command-line process sets before Hydra composes: glibc keeps freed memory (svdd_lightning/allocator.py:
+    page faults were 60% of CPU decode time), and decode.py's matmul precision ("high": TF32 on GPUs that have it)."""
+    from svdd_lightning.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    if float32_matmul_precision is not None:
+        import torch
+
+        torch.set_float32_matmul_precision(float32_matmul_precision)
+
+
 def quiet_lightning() -> None:
     """Hide Lightning hints that do not apply to our runs (CPU-only data loading tips)."""
     warnings.filterwarnings("ignore", ".*does not have many workers.*")

@@ -17,5 +17,6 @@ def resolve_path(path: str | Path) -> Path:
     return REPO_ROOT / path
 
 
-# The Hydra config groups of decode.py and train.py (decoder/, domain/, reward/, value/...).
-CONFIG_DIR = REPO_ROOT / "configs"
+# The Hydra config groups of decode.py and train.py (decoder/, domain/, reward/, value/...): configs/ of the
+# checkout, which ships inside the package as svdd_lightning/configs (a link in the checkout, files in a wheel).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -84,7 +84,7 @@ def test_the_comparison_can_fail(tmp_path):
 def test_a_users_pipeline_folder_decodes_through_decode_py(tmp_path):
     """`decode.py domain=image model.path=DIR` with a DDPMPipeline folder (random tiny UNet): SVDD-PM runs on
     the folder's own UNet and scheduler and writes the image outputs."""
-    from decode import run_decode
+    from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
 
     unet, _ = tiny_unet_folder(tmp_path, "epsilon")
@@ -109,7 +109,7 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    import train
+    from svdd_lightning.tasks import train
     from tests.helpers import ROOT
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -129,7 +129,7 @@ def test_pretrain_trains_a_unet2dmodel_and_writes_a_pipeline_folder(tmp_path):
     assert isinstance(pipe.unet, diffusers.UNet2DModel)
 
     # The Lightning checkpoint of the same model decodes through the config too.
-    from decode import run_decode
+    from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
 
     out = tmp_path / "decode"
@@ -150,7 +150,7 @@ def test_value_stage_trains_on_a_users_pipeline_folder(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    import train
+    from svdd_lightning.tasks import train
     from tests.helpers import ROOT
 
     unet, _ = tiny_unet_folder(tmp_path, "epsilon")

@@ -4,7 +4,7 @@ decode.py's own code path, steer decoding: SVDD-PM beats pre-trained sampling un
 import numpy as np
 import pytest
 
-from decode import run_decode
+from svdd_lightning.tasks.decode import run_decode
 from tests.test_configs import compose_decode
 
 CASES = {

@@ -138,7 +138,7 @@ def test_pseudo_log_likelihood_matches_antibertys_own(antiberty_diffusion):
 
 
 def test_antibody_cdr_h3_redesign_through_decode_py(tmp_path):
-    from decode import run_decode
+    from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
 
     out = tmp_path / "ab"
@@ -194,7 +194,7 @@ def test_refinement_of_an_inpainting_decode_stays_in_the_region(tmp_path):
 
 
 def test_molecules_start_from_smiles(tmp_path):
-    from decode import run_decode
+    from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
 
     seeds = tmp_path / "seeds.smi"

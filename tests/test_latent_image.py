@@ -84,7 +84,7 @@ def test_max_batch_chunks_unet_and_vae_calls_without_changing_samples(sd_folder)
 
 
 def run(out, sd_folder, decoder, *extra):
-    from decode import run_decode
+    from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
 
     cfg = compose_decode("domain=latent_image", f"model.path={sd_folder}", f"prompt={PROMPT}", f"decoder={decoder}",

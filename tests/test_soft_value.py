@@ -64,7 +64,7 @@ def test_soft_alpha_defaults_per_reward_and_names_the_fix_where_there_is_none():
 
     from svdd_lightning.errors import ConfigError
     from tests.test_configs import CONFIGS
-    from train import soft_alpha
+    from svdd_lightning.tasks.train import soft_alpha
 
     def train_config(*overrides):
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-import train
-from decode import run_decode
+from svdd_lightning.tasks import train
+from svdd_lightning.tasks.decode import run_decode
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCHPATH = f"hydra.searchpath=[file://{ROOT / 'tests' / 'configs'}]"
