@@ -7,8 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmark import DECODERS as BENCH_DECODERS
-from benchmark import QUICK, ordering_checks, run_one, run_scaling, table1
+from svdd_lightning.tasks.benchmark_plan import DECODERS as BENCH_DECODERS
+from svdd_lightning.tasks.benchmark_plan import QUICK
+from svdd_lightning.tasks.benchmark_report import ordering_checks, table1
+from svdd_lightning.tasks.benchmark_run import run_one, run_scaling
 from svdd_lightning.stats import bootstrap_ci, compare, intervals_overlap, point
 from tests.helpers import run
 
@@ -204,13 +206,14 @@ def test_a_sigtermed_benchmark_stops_inside_a_cell_and_resumes_to_the_same_rows(
     import signal
 
     import benchmark
+    from svdd_lightning.tasks import benchmark as command
 
     def args(out):
         return ["--quick", "--tasks", "image/compressibility", "--decoders", "pretrained", "best_of_n", "svdd_pm",
                 "--num_samples", "4", "--num_candidates", "2", "--no_scaling", "--logger", "none", "--output_dir", str(out)]
 
     assert benchmark.main(args(tmp_path / "whole")) == 0
-    real_run_one = benchmark.run_one
+    real_run_one = command.run_one
     calls = []
 
     def run_one_then_sigterm(**kwargs):
@@ -221,7 +224,7 @@ def test_a_sigtermed_benchmark_stops_inside_a_cell_and_resumes_to_the_same_rows(
         return row
 
     out = tmp_path / "stopped"
-    monkeypatch.setattr(benchmark, "run_one", run_one_then_sigterm)
+    monkeypatch.setattr(command, "run_one", run_one_then_sigterm)
     capsys.readouterr()
     assert benchmark.main(args(out)) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
@@ -230,7 +233,7 @@ def test_a_sigtermed_benchmark_stops_inside_a_cell_and_resumes_to_the_same_rows(
     assert (out / "runs" / "image-compressibility-pretrained" / "cell.json").exists()
     stopped = out / "runs" / "image-compressibility-best_of_n"
     assert (stopped / ".shards" / "run.json").exists() and not (stopped / "summary.json").exists()
-    monkeypatch.setattr(benchmark, "run_one", real_run_one)
+    monkeypatch.setattr(command, "run_one", real_run_one)
     assert benchmark.main(args(out)) == 0
 
     def comparable(path):

@@ -1,9 +1,11 @@
-"""The benchmark's plan that benchmark.py and its companions (benchmarks/pareto.py, benchmarks/timing.py) share:
-the methods, the tasks, their colours, how one cell's decode config is composed, and what one run cost."""
+"""The benchmark's plan, which benchmark.py and its companions (benchmarks/pareto.py, benchmarks/timing.py) share:
+the methods, the tasks, their colours, the modes (sizes of the table and the scaling comparison), the options
+that spend a budget, how one cell's decode config is composed, and what one run cost."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from svdd_lightning.paths import CONFIG_DIR
@@ -78,3 +80,68 @@ def per_sample_costs(summary: dict) -> dict:
     asked = {k: float(v) for k, v in (summary.get("nfe_requested_per_sample") or calls).items() if k != "total"}
     return {"calls_per_sample": {**asked, "total": sum(asked.values())}, "made_calls_per_sample": calls,
             "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    tasks: tuple[tuple[str, str], ...]
+    num_samples: int  # per table cell
+    batch_size: int  # the population of SMC / SVDD-R
+    num_candidates: int  # M of the table
+    scaling_budgets: tuple[int, ...]  # decoder.num_candidates of the scaling comparison
+    scaling_samples: int  # per scaling point
+    scaling_batch_size: int
+    ablation_task: tuple[str, str]  # ablation_m.png: SVDD-PM against Best-of-N over M, from its scaling rows
+    # The tasks of the scaling comparison (the four default ones: the others double its time).
+    scaling_tasks: tuple[tuple[str, str], ...] = tuple(DEFAULT_TASKS)
+
+
+# Quick mode's scaling stops at budget 4: budgets 8 and 16 took 6 of its 12 minutes (18 in all) on 2 CPU cores.
+QUICK = Mode(name="quick", tasks=tuple(DEFAULT_TASKS), num_samples=24, batch_size=24, num_candidates=5,
+             scaling_budgets=(1, 2, 4), scaling_samples=8, scaling_batch_size=8,
+             ablation_task=("dna", "hepg2_motif"))
+
+FULL = Mode(name="full", tasks=tuple(ALL_TASKS), num_samples=256, batch_size=64, num_candidates=10,
+            scaling_budgets=(1, 2, 4, 8, 16), scaling_samples=64, scaling_batch_size=64,
+            ablation_task=("dna", "hepg2_motif"))
+
+
+def mode_from(data: dict) -> Mode:
+    """The Mode recorded in a benchmark.json (older files lack the scaling fields: the named mode's)."""
+    base = QUICK if data.get("name") == "quick" else FULL
+    known = {f.name for f in fields(Mode)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in ("tasks", "scaling_tasks"):
+        if key in values:
+            values[key] = tuple(tuple(t) for t in values[key])
+    for key in ("ablation_task", "scaling_budgets"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return replace(base, **values)
+
+
+def beam_shape(budget: int) -> tuple[int, int]:
+    """(A paths, K children) of beam search at budget M with A x K = M (SVDD-PM's candidates per step): A = 4 where
+    4 divides M and leaves K >= 2, else the divisor nearest 4 that does (M = 10: 5 x 2; M = 4: 2 x 2; M = 2: 1 x 2,
+    which is SVDD). K = 1 would keep every child: Best-of-A, no search."""
+    divisors = [a for a in range(1, budget + 1) if budget % a == 0 and (budget // a >= 2 or budget == 1)]
+    paths = min(divisors, key=lambda a: (abs(a - 4), -a))
+    return paths, budget // paths
+
+
+def budget_options(decoder: str, budget: int) -> list[str]:
+    """decode.py options that spend ``budget`` candidates per step and sample."""
+    if decoder == "beam":
+        paths, children = beam_shape(budget)
+        return [f"decoder.beams={paths}", f"decoder.num_candidates={children}"]
+    return [f"decoder.num_candidates={budget}"]
+
+
+def scaling_plan(mode: Mode, decoders: list[str], search_path: Sequence[str] = ()) -> list[tuple[str, str, str, int]]:
+    plan = []
+    for domain, reward in (t for t in mode.tasks if t in mode.scaling_tasks):
+        for dec in decoders:
+            for budget in ((1,) if single_point(dec, search_path) else sorted(mode.scaling_budgets)):
+                plan.append((domain, reward, dec, budget))
+    return plan
