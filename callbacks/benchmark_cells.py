@@ -47,8 +47,8 @@ class CellLogger:
         try:
             run = wandb.init(project=WANDB_PROJECT, group=self.group, job_type=part, name=name, dir=str(self.out),
                              config=config, reinit="finish_previous")
-            if "skipped" in row:
-                run.summary.update({"skipped": row["skipped"]})
+            if row["status"] != "ok":  # skipped or failed: svdd_lightning/tasks/benchmark_rows.py
+                run.summary.update({"status": row["status"], "reason": row["reason"]})
             else:
                 run.log({"reward/histogram": wandb.Histogram(row["rewards"]), "reward/count": len(row["rewards"])})
                 # calls: the record of summary.json (absent from cells an older version finished)

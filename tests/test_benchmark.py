@@ -10,13 +10,14 @@ import pytest
 from svdd_lightning.tasks.benchmark_plan import DECODERS as BENCH_DECODERS
 from svdd_lightning.tasks.benchmark_plan import QUICK
 from svdd_lightning.tasks.benchmark_report import ordering_checks, table1
+from svdd_lightning.tasks.benchmark_rows import FAILED, OK, SKIPPED, read_row, skipped
 from svdd_lightning.tasks.benchmark_run import run_one, run_scaling
 from svdd_lightning.stats import bootstrap_ci, compare, intervals_overlap, point
 from tests.helpers import run
 
 
 def row(decoder, median, q90, domain="dna", reward="hepg2_motif", median_ci=None, q90_ci=None):
-    return {"domain": domain, "reward": reward, "decoder": decoder, "median": median, "q90": q90,
+    return {"domain": domain, "reward": reward, "decoder": decoder, "status": OK, "median": median, "q90": q90,
             "median_ci": median_ci or [median - 0.1, median + 0.1], "q90_ci": q90_ci or [q90 - 0.1, q90 + 0.1]}
 
 
@@ -58,10 +59,26 @@ def test_ordering_checks_read_the_intervals():
 
 
 def test_table_shows_intervals_and_marks_skipped_runs_not_available():
-    rows = [row("pretrained", 1.0, 2.0, median_ci=[0.9, 1.2]), {**row("svdd_mc", 0, 0), "skipped": "no value"}]
+    rows = [row("pretrained", 1.0, 2.0, median_ci=[0.9, 1.2]), skipped(row("svdd_mc", 0, 0), "no value")]
     line = table1(rows, [("dna", "hepg2_motif")], "median")[2]
     assert "1.000 [0.900, 1.200]" in line and line.count("n/a") == len(BENCH_DECODERS) - 1
     assert "2.000 [1.900, 2.100]" in table1(rows, [("dna", "hepg2_motif")], "q90")[2]
+
+
+def test_rows_of_older_benchmark_files_are_read_as_typed_rows():
+    """read_row is the one reader of rows written before rows had a status: a 'skipped' reason (with 'failed: true'
+    for a run that raised) becomes status and reason; calls from 'nfe', wall time per sample and budget filled."""
+    old = {"domain": "dna", "reward": "qed", "decoder": "svdd_mc", "num_candidates": 5, "num_samples": 4,
+           "wall_seconds": 2.0, "nfe": {"denoiser": 10, "value": 5, "reward": 0}}
+    ok = read_row(old, default_budget=10)
+    assert ok["status"] == OK and ok["budget"] == 5 and ok["wall_seconds_per_sample"] == 0.5
+    assert ok["calls_per_sample"] == {"denoiser": 10.0, "value": 5.0, "reward": 0.0, "total": 15.0}
+    gone = read_row({"domain": "dna", "decoder": "svdd_mc", "skipped": "no value"}, default_budget=10)
+    assert (gone["status"], gone["reason"], gone["budget"]) == (SKIPPED, "no value", 10) and "skipped" not in gone
+    broke = read_row({"decoder": "smc", "skipped": "FAILED: ValueError: x", "failed": True}, default_budget=10)
+    assert broke["status"] == FAILED and "failed" not in broke
+    current = skipped({"decoder": "dps", "budget": 1}, "no gradient")
+    assert read_row(current, default_budget=10) == current  # this version's rows are read as written
 
 
 def test_scaling_plan_reuses_table_rows_and_skips_what_cannot_scale(tmp_path):
@@ -76,13 +93,13 @@ def test_scaling_plan_reuses_table_rows_and_skips_what_cannot_scale(tmp_path):
         calls.append((decoder, num_candidates))
         cost = 100.0 if decoder == "smc" else 100.0 * num_candidates  # this SMC ignores the budget
         return {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
-                "num_samples": num_samples, "batch_size": batch_size, "seed": seed, "median": 1.0,
+                "num_samples": num_samples, "batch_size": batch_size, "seed": seed, "status": OK, "median": 1.0,
                 "median_ci": [0.9, 1.1], "q90": 2.0, "q90_ci": [1.9, 2.1], "calls_per_sample": {"total": cost},
                 "wall_seconds_per_sample": 0.1}
 
     table = [{**fake_run(domain="dna", reward="hepg2_motif", decoder=d, num_samples=8, batch_size=8,
                          num_candidates=2, seed=0, run_dir=None)} for d in ("pretrained", "best_of_n")]
-    table.append({"domain": "dna", "reward": "hepg2_motif", "decoder": "svdd_mc", "budget": 2, "skipped": "no value"})
+    table.append(skipped({"domain": "dna", "reward": "hepg2_motif", "decoder": "svdd_mc", "budget": 2}, "no value"))
     calls.clear()
     rows = run_scaling(mode, ["pretrained", "best_of_n", "smc", "svdd_mc"], table, seed=0, out=tmp_path, run=fake_run)
     got = {(r["decoder"], r["budget"]): r for r in rows}
@@ -90,14 +107,15 @@ def test_scaling_plan_reuses_table_rows_and_skips_what_cannot_scale(tmp_path):
                          ("smc", 2), ("smc", 4), ("svdd_mc", 1), ("svdd_mc", 2), ("svdd_mc", 4)]
     assert calls == [("best_of_n", 1), ("best_of_n", 4), ("smc", 1), ("smc", 2)]  # the rest reused or skipped
     assert "reused" in got["pretrained", 1] and "reused" in got["best_of_n", 2]
-    assert "ignores decoder.num_candidates" in got["smc", 2]["skipped"] and got["smc", 4]["skipped"] == got["smc", 2]["skipped"]
-    assert all(got["svdd_mc", b]["skipped"] == "no value" for b in (1, 2, 4))
+    assert "ignores decoder.num_candidates" in got["smc", 2]["reason"] and got["smc", 4]["reason"] == got["smc", 2]["reason"]
+    assert all(got["svdd_mc", b]["reason"] == "no value" for b in (1, 2, 4))
+    assert {r["status"] for key, r in got.items() if key[0] in ("svdd_mc", "smc") and key[1] > 1} == {SKIPPED}
 
 
 def test_svdd_r_is_skipped_where_its_batch_is_too_small_to_resample(tmp_path):
     r = run_one(domain="dna", reward="hepg2_motif", decoder="svdd_r", num_samples=8, batch_size=8, num_candidates=2,
                 seed=0, run_dir=tmp_path / "r")
-    assert "too small" in r["skipped"] and "repeat svdd_pm" in r["skipped"]
+    assert r["status"] == SKIPPED and "too small" in r["reason"] and "repeat svdd_pm" in r["reason"]
 
 
 DECODERS = ["pretrained", "best_of_n", "dps", "svdd_pm"]
@@ -146,7 +164,7 @@ def test_benchmark_scaling_rows_and_plot(bench):
     assert set(points) == {("pretrained", 1), ("dps", 1), ("best_of_n", 1), ("best_of_n", 2),
                            ("svdd_pm", 1), ("svdd_pm", 2)}
     for r in points.values():
-        assert "skipped" not in r and r["num_samples"] == 4
+        assert r["status"] == OK and r["num_samples"] == 4
         assert {"median", "median_ci", "q90", "q90_ci", "calls_per_sample", "wall_seconds_per_sample"} <= set(r)
     assert points["best_of_n", 2]["calls_per_sample"]["denoiser"] == 2 * points["best_of_n", 1]["calls_per_sample"]["denoiser"]
     assert (bench / "scaling_image_compressibility.png").stat().st_size > 10_000

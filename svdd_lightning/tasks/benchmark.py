@@ -14,8 +14,9 @@ path (in-process, one composed Hydra config per run, ``logger=none``) and writes
   reward, total} (asked for: the budget), ``made_calls_per_sample`` (sent, after deduplication), ``wall_seconds``, ``wall_seconds_per_sample`` and the domain's naturalness
   metrics; ``scaling``, the same per (domain, reward, decoder, budget) for budgets 1, 2, 4, 8,
   16 (quick mode: 1, 2, 4) passed as ``decoder.num_candidates``; ``checks``, the interval-aware
-  ordering checks. Runs that cannot be made (no SVDD-MC value shipped for that reward) are rows
-  with ``skipped``, never left out;
+  ordering checks. Every row has a ``status``: ``ok``, ``skipped`` (the method cannot run there, e.g. no
+  SVDD-MC value shipped for that reward) or ``failed`` (it raised; the benchmark exits non-zero), the last
+  two with their ``reason``: no cell is left out (svdd_lightning/tasks/benchmark_rows.py);
 - ``benchmark.md``: tables shaped like the paper's Table 1 (median and q90 with intervals), the
   ordering checks, per-task detail (naturalness, calls, wall time) and the scaling tables;
 - ``boxplots.png`` (rewards per method), ``scaling_<domain>_<reward>.png`` (median reward with its
@@ -40,6 +41,7 @@ from pathlib import Path
 from callbacks.benchmark_cells import CellLogger
 from svdd_lightning.tasks.benchmark_plan import ALL_TASKS, DECODERS, FULL, QUICK, known_decoders
 from svdd_lightning.tasks.benchmark_report import report_from, write_report
+from svdd_lightning.tasks.benchmark_rows import is_failed
 from svdd_lightning.tasks.benchmark_run import run_one, run_scaling, shown
 
 
@@ -160,9 +162,9 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: P
         print(f"  {c['task']}: {c['verdict']} - {c['detail']}")
     if cells.hint():
         print(cells.hint())
-    broken = [r for r in rows + scaling if r.get("failed")]
+    broken = [r for r in rows + scaling if is_failed(r)]
     for r in broken:
-        print(f"  FAILED: {r['domain']}/{r['reward']} {r['decoder']} budget {r['budget']}: {r['skipped']}")
+        print(f"  FAILED: {r['domain']}/{r['reward']} {r['decoder']} budget {r['budget']}: {r['reason']}")
     return 1 if broken else 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from svdd_lightning.atomic import atomic_path
 from svdd_lightning.tasks.benchmark_plan import COLOURS, methods
+from svdd_lightning.tasks.benchmark_rows import is_ok
 
 
 def savefig(fig, path: Path) -> None:
@@ -28,7 +29,7 @@ def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
         ax.set_visible(False)
     for ax, (domain, reward) in zip(axes.flat, tasks):
         done = [r for dec in methods(rows) for r in rows
-                if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, dec) and "skipped" not in r]
+                if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, dec) and is_ok(r)]
         ax.boxplot([r["rewards"] for r in done], tick_labels=[r["decoder"] for r in done], showfliers=True)
         ax.set_title(f"{domain} / {reward}")
         ax.set_ylabel(f"{reward} reward (higher is better)")
@@ -41,7 +42,7 @@ def plot_boxes(path: Path, rows: list[dict], tasks) -> None:
 
 def scaling_series(scaling: list[dict], domain: str, reward: str, decoder: str) -> list[dict]:
     return sorted((r for r in scaling if (r["domain"], r["reward"], r["decoder"]) == (domain, reward, decoder)
-                   and "skipped" not in r), key=lambda r: r["budget"])
+                   and is_ok(r)), key=lambda r: r["budget"])
 
 
 def error_bars(points: list[dict]):
@@ -84,7 +85,7 @@ def plot_scaling(path: Path, scaling: list[dict], domain: str, reward: str) -> N
     axes_x = (("wall_seconds_per_sample", "wall-clock seconds per sample (this machine)"),
               ("calls_total", "calls per sample (denoiser + value + reward; methods dodged 2% apart)"))
     samples = sorted({r["num_samples"] for r in scaling
-                      if (r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r})
+                      if (r["domain"], r["reward"]) == (domain, reward) and is_ok(r)})
     for ax, (key, label) in zip(axes, axes_x):
         order = methods(scaling)
         for dec in order:

@@ -13,6 +13,7 @@ from svdd_lightning.atomic import atomic_write_text
 from svdd_lightning.stats import BEATEN, BEATS, BOOTSTRAP, TIED, compare, reward_intervals
 from svdd_lightning.tasks.benchmark_plan import FULL, QUICK, Mode, methods, mode_from
 from svdd_lightning.tasks.benchmark_plots import plot_ablation, plot_boxes, plot_scaling
+from svdd_lightning.tasks.benchmark_rows import is_ok, read_row
 
 # The naturalness metrics shown per domain in the summary table (all of them are in the JSON and
 # the per-task tables).
@@ -26,16 +27,10 @@ def read_rewards(run_dir: Path) -> list[float]:
         return [float(row["reward"]) for row in csv.DictReader(handle)]
 
 
-def complete_row(row: dict) -> dict:
-    """Add the bootstrap intervals (from ``rewards``) and, for rows of older benchmark.json files,
-    calls and wall time per sample (from ``nfe``)."""
-    if "skipped" in row:
-        return row
-    row.update(reward_intervals(row["rewards"]))
-    if "calls_per_sample" not in row:
-        calls = {k: float(v) for k, v in row["nfe"].items()}
-        row["calls_per_sample"] = {**calls, "total": sum(calls.values())}
-    row.setdefault("wall_seconds_per_sample", row["wall_seconds"] / row["num_samples"])
+def with_intervals(row: dict) -> dict:
+    """A decoded row with the bootstrap intervals of its median and q90 (from its per-sample ``rewards``)."""
+    if is_ok(row):
+        row.update(reward_intervals(row["rewards"]))
     return row
 
 
@@ -62,7 +57,7 @@ def table1(rows: list[dict], tasks, stat: str = "median") -> list[str]:
         cells = []
         for dec in columns:
             r = find(rows, domain, reward, dec)
-            cells.append("n/a" if r is None or "skipped" in r else fmt_ci(r[stat], r[f"{stat}_ci"]))
+            cells.append("n/a" if r is None or not is_ok(r) else fmt_ci(r[stat], r[f"{stat}_ci"]))
         lines.append(f"| {domain} / {reward} | " + " | ".join(cells) + " |")
     return lines
 
@@ -75,7 +70,7 @@ def naturalness_table(rows: list[dict], tasks) -> list[str]:
         cells = []
         for dec in columns:
             r = find(rows, domain, reward, dec)
-            if r is None or "skipped" in r:
+            if r is None or not is_ok(r):
                 cells.append("n/a")
             else:
                 cells.append(" / ".join(fmt(r["naturalness"][k]) if k in r["naturalness"] else "-" for k in keys))
@@ -95,8 +90,8 @@ def task_detail(rows: list[dict], domain: str, reward: str) -> list[str]:
              " | calls per sample (denoiser / value / reward / total) | wall s | wall s per sample |",
              "|---|---|---|" + "---|" * len(nat_keys) + "---|---|---|"]
     for r in mine:
-        if "skipped" in r:
-            lines.append(f"| {r['decoder']} | skipped: {r['skipped']} | |" + " |" * len(nat_keys) + " | | |")
+        if not is_ok(r):
+            lines.append(f"| {r['decoder']} | {r['status']}: {r['reason']} | |" + " |" * len(nat_keys) + " | | |")
             continue
         nat = " | ".join(fmt(r["naturalness"][k]) if k in r["naturalness"] else "" for k in nat_keys)
         note = f" ({r['settings']['guided_by']})" if "guided_by" in r.get("settings", {}) else ""
@@ -120,7 +115,7 @@ def ordering_checks(rows: list[dict], tasks) -> list[dict]:
     comparison beats, 'does not hold' when one is beaten, else 'not distinguishable'."""
     checks = []
     for domain, reward in tasks:
-        get = {r["decoder"]: r for r in rows if (r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r}
+        get = {r["decoder"]: r for r in rows if (r["domain"], r["reward"]) == (domain, reward) and is_ok(r)}
         if not all(k in get for k in ("pretrained", "best_of_n", "svdd_pm")):
             continue
         comparisons, parts = [], []
@@ -148,8 +143,8 @@ def scaling_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
              "| wall s per sample |", "|---|---|---|---|---|---|"]
     for dec in methods(mine):
         for r in sorted((r for r in mine if r["decoder"] == dec), key=lambda r: r["budget"]):
-            if "skipped" in r:
-                lines.append(f"| {dec} | {r['budget']} | skipped: {r['skipped']} | | | |")
+            if not is_ok(r):
+                lines.append(f"| {dec} | {r['budget']} | {r['status']}: {r['reason']} | | | |")
             else:
                 lines.append(f"| {dec} | {r['budget']} | {fmt_ci(r['median'], r['median_ci'])} | "
                              f"{fmt_ci(r['q90'], r['q90_ci'])} | {calls_text(r['calls_per_sample'])} | "
@@ -218,19 +213,21 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling
 
 
 def scaling_series_any(scaling: list[dict], domain: str, reward: str) -> bool:
-    return any((r["domain"], r["reward"]) == (domain, reward) and "skipped" not in r for r in scaling)
+    return any((r["domain"], r["reward"]) == (domain, reward) and is_ok(r) for r in scaling)
 
 
 def report_from(out: Path) -> None:
     """Rewrite the report of an earlier run in ``out`` (its benchmark.json and runs/) without decoding."""
     data = json.loads((out / "benchmark.json").read_text())
     mode = mode_from(data["mode"])
-    rows, scaling = data["rows"], data.get("scaling", [])
-    for r in rows + scaling:
-        if "skipped" not in r:
-            r["rewards"] = read_rewards(Path(r["output_dir"]))
-            r.setdefault("budget", r.get("num_candidates", mode.num_candidates))
-            complete_row(r)
+
+    def read(stored: dict) -> dict:
+        row = read_row(stored, default_budget=mode.num_candidates)
+        if is_ok(row):
+            row["rewards"] = read_rewards(Path(row["output_dir"]))
+        return with_intervals(row)
+
+    rows, scaling = ([read(r) for r in data.get(part, [])] for part in ("rows", "scaling"))
     meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command") if k in data}
     meta.update({k: data[k] for k in ("table_seconds", "scaling_seconds", "cpu_seconds", "wandb") if k in data})
     meta["mode"] = asdict(mode)

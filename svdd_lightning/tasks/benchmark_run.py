@@ -12,7 +12,8 @@ from pathlib import Path
 
 from svdd_lightning.tasks.benchmark_plan import (Mode, budget_options, compose_decode, per_sample_costs,
                                                  scaling_plan, search_path_override, single_point)
-from svdd_lightning.tasks.benchmark_report import complete_row, fmt, fmt_ci, read_rewards
+from svdd_lightning.tasks.benchmark_report import fmt, fmt_ci, read_rewards, with_intervals
+from svdd_lightning.tasks.benchmark_rows import SKIPPED, decoded, failed, is_ok, skipped
 
 CELL_FILE = "cell.json"  # written once a cell's decode finished: the settings it ran with
 
@@ -34,21 +35,20 @@ def resumable_cell(run_dir: Path, fingerprint: dict) -> bool:
     return not (run_dir / "summary.json").exists() and stored.is_file() and json.loads(stored.read_text()) == fingerprint
 
 
-def failed(row: dict, exc: BaseException, run_dir: Path) -> dict:
-    """A row for a run that raised unexpectedly: shown as skipped with the error, its traceback in the
-    run's decode.log, and the benchmark exits non-zero at the end."""
+def raised(cell: dict, exc: BaseException, run_dir: Path) -> dict:
+    """The failed row of a run that raised unexpectedly, its traceback appended to the run's decode.log."""
     import traceback
 
     with open(run_dir / "decode.log", "a") as log:
         traceback.print_exception(exc, file=log)
     message = str(exc).strip().splitlines()
-    return {**row, "skipped": f"FAILED: {type(exc).__name__}: {' '.join(message)[:300]} (see {run_dir / 'decode.log'})",
-            "failed": True}
+    return failed(cell, f"{type(exc).__name__}: {' '.join(message)[:300]} (see {run_dir / 'decode.log'})")
 
 
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
             seed: int, run_dir: Path, search_path: Sequence[str] = ()) -> dict:
-    """One decode.py run; returns its summary plus the per-sample rewards, or a 'skipped' row."""
+    """One decode.py run: a decoded row (its summary plus the per-sample rewards), a skipped row (the method
+    cannot run on this cell) or a failed row (it raised)."""
     from hydra.errors import InstantiationException
 
     from omegaconf import open_dict
@@ -72,8 +72,8 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
         fraction = cfg.decoder.get("resample_fraction")
         if fraction is not None and 0 < fraction and round(fraction * batch_size) == 0:
             # SVDD-R would resample no member of so small a batch: it would repeat SVDD-PM's run.
-            return {**row, "skipped": f"a batch of {batch_size} is too small for {decoder}'s resampling "
-                                      f"(round({fraction} x {batch_size}) = 0 members): it would repeat svdd_pm"}
+            return skipped(row, f"a batch of {batch_size} is too small for {decoder}'s resampling "
+                                f"(round({fraction} x {batch_size}) = 0 members): it would repeat svdd_pm")
         fingerprint = run_fingerprint(cfg)
         summary = finished_cell(run_dir, fingerprint)
         if summary is None:
@@ -87,20 +87,19 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
     except StopRequested:  # SIGTERM / Ctrl-C: the benchmark stops; finished cells and this cell's shards stay
         raise
     except SVDDError as exc:  # e.g. no SVDD-MC value shipped for this reward
-        return {**row, "skipped": str(exc)}
+        return skipped(row, str(exc))
     except InstantiationException as exc:  # a constructor refused, e.g. DPS without any gradient
         cause = exc
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, (SVDDError, ValueError)):
-            return {**row, "skipped": str(cause)}
-        return failed(row, exc, run_dir)
+            return skipped(row, str(cause))
+        return raised(row, exc, run_dir)
     except Exception as exc:  # noqa: BLE001 - one broken cell must not lose the others' results
-        return failed(row, exc, run_dir)
+        return raised(row, exc, run_dir)
     rewards = read_rewards(run_dir)
     stats = summary["reward_stats"]
-    return complete_row({
-        **row,
+    return with_intervals(decoded(row, **{
         "num_samples": summary["num_samples"],
         "num_candidates": summary["num_candidates"],
         "median": stats["median"], "q90": stats["q90"], "mean": stats["mean"],
@@ -114,15 +113,20 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
         "settings": summary.get("decoder_settings", {}),
         "rewards": rewards,
         "output_dir": str(run_dir),
-    })
+    }))
 
 
 def shown(row: dict) -> str:
-    if "skipped" in row:
-        return f"skipped ({row['skipped']})"
+    if not is_ok(row):
+        return f"{row['status']} ({row['reason']})"
     calls = row["calls_per_sample"]["total"]
     return (f"median {fmt_ci(row['median'], row['median_ci'])}, q90 {fmt(row['q90'])}, {calls:.0f} calls and "
             f"{row['wall_seconds_per_sample']:.3g} s per sample")
+
+
+def not_run(row: dict) -> str:
+    """Why the later points of a method that did not run here are skipped."""
+    return row["reason"] if row["status"] == SKIPPED else f"its run at budget {row['budget']} failed: {row['reason']}"
 
 
 def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int, out: Path, run=None,
@@ -135,8 +139,8 @@ def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int,
     run = run or run_one
     plan = scaling_plan(mode, decoders, search_path)
     single = {dec: single_point(dec, search_path) for dec in decoders}
-    skip = {(r["domain"], r["reward"], r["decoder"]): r["skipped"] for r in rows if "skipped" in r}
-    table = {(r["domain"], r["reward"], r["decoder"]): r for r in rows if "skipped" not in r}
+    skip = {(r["domain"], r["reward"], r["decoder"]): not_run(r) for r in rows if not is_ok(r)}
+    table = {(r["domain"], r["reward"], r["decoder"]): r for r in rows if is_ok(r)}
     last_calls: dict[tuple, tuple[int, float]] = {}
     scaling = []
     for i, (domain, reward, decoder, budget) in enumerate(plan, 1):
@@ -144,9 +148,9 @@ def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int,
         tic = time.perf_counter()
         same = table.get(key)
         if key in skip:
-            row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": budget,
-                   "num_samples": mode.scaling_samples, "batch_size": mode.scaling_batch_size, "seed": seed,
-                   "skipped": skip[key]}
+            row = skipped({"domain": domain, "reward": reward, "decoder": decoder, "budget": budget,
+                           "num_samples": mode.scaling_samples, "batch_size": mode.scaling_batch_size,
+                           "seed": seed}, skip[key])
         elif same is not None and (same["num_samples"], same["batch_size"]) == \
                 (mode.scaling_samples, mode.scaling_batch_size) and \
                 (same["budget"] == budget or single[decoder]):
@@ -157,16 +161,15 @@ def run_scaling(mode: Mode, decoders: list[str], rows: list[dict], *, seed: int,
                       run_dir=out / "runs" / f"scaling-{domain}-{reward}-{decoder}-b{budget}",
                       **({"search_path": search_path} if search_path else {}))
         if key not in skip:
-            if "skipped" in row:
-                skip[key] = row["skipped"]
+            if not is_ok(row):
+                skip[key] = not_run(row)
             else:
                 calls = row["calls_per_sample"]["total"]
                 if key in last_calls and calls <= last_calls[key][1]:
                     reason = (f"{decoder} ignores decoder.num_candidates: budget {budget} cost the same "
                               f"{calls:.0f} calls per sample as budget {last_calls[key][0]}")
                     skip[key] = reason
-                    row = {k: row[k] for k in ("domain", "reward", "decoder", "budget", "num_samples",
-                                               "batch_size", "seed")} | {"skipped": reason}
+                    row = skipped(row, reason)
                 else:
                     last_calls[key] = (budget, calls)
         scaling.append(row)
