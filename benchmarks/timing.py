@@ -20,6 +20,7 @@ from svdd_lightning import ops  # noqa: E402
 from svdd_lightning.build import build_domain, build_with_checkpoint  # noqa: E402
 from svdd_lightning.calls import measured  # noqa: E402
 from svdd_lightning.cli import accepts  # noqa: E402
+from svdd_lightning.reward_choice import own_reward_node  # noqa: E402
 from svdd_lightning.rewards.build import as_reward  # noqa: E402
 
 # The four default tasks (each domain's default reward).
@@ -83,7 +84,8 @@ def load_reward(domain: str, reward_name: str, device: torch.device, **reward_kw
     from hydra.utils import instantiate
 
     cfg = task_config(domain, reward_name)
-    reward = instantiate(cfg.reward, **{k: v for k, v in reward_kwargs.items() if accepts(cfg.reward._target_, k)})
+    node = own_reward_node(cfg)  # the reward's own keys (not its name mapping or the combination options)
+    reward = instantiate(node, **{k: v for k, v in reward_kwargs.items() if accepts(node._target_, k)})
     return as_reward(reward, domain=build_domain(cfg)).to(device)  # rewards over objects run on the domain's objects
 
 

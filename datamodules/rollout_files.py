@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from callbacks.shard_writer import ShardWriter, read_shards
 from datamodules.rollouts import load_rollouts
@@ -23,6 +23,7 @@ from svdd_lightning.checkpoints import reward_identity
 from svdd_lightning.cli import is_launcher_process
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.rollouts import RolloutModule
+from svdd_lightning.reward_choice import reward_config
 
 ROLLOUT_SEED_OFFSET = 1_000_000  # rollouts never reuse the sample seeds of decode runs
 
@@ -32,7 +33,7 @@ def rollout_settings(cfg: DictConfig) -> dict:
     vt = cfg.value_training
     model_path = (cfg.get("model") or {}).get("path")  # a user's diffusers folder replaces the checkpoint
     return {"diffusion_checkpoint": model_path or cfg.diffusion.get("checkpoint"), "steps": cfg.steps, "seed": cfg.seed,
-            "reward": reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
+            "reward": reward_identity(reward_config(cfg)),
             "num_rollouts": vt.num_rollouts, "rollout_batch_size": vt.rollout_batch_size, "save_every": vt.save_every}
 
 

@@ -6,6 +6,10 @@ use, so importing a submodule stays cheap.
 
 __version__ = "0.1.0"
 
+from svdd_lightning.reward_choice import register_resolvers as _register_resolvers
+
+_register_resolvers()  # ${reward_label:...} in configs/ (the chosen rewards' name, from config values)
+
 _LAZY = {
     "decode": "svdd_lightning.api", "DecodeResult": "svdd_lightning.api", "build_decoder": "svdd_lightning.api",
     "load_diffusion": "svdd_lightning.checkpoints",

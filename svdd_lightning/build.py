@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from svdd_lightning.checkpoints import check_value_reward, load_state, read_checkpoint, shipped_value_path
 from svdd_lightning.cli import accepts
 from svdd_lightning.errors import ConfigError
+from svdd_lightning.reward_choice import (chosen_rewards, is_several, own_reward_node, reward_config, reward_label,
+                                          reward_option)
 
 
 def instantiate_option_node(node: dict, key: str, **kwargs: Any) -> Any:
@@ -81,35 +83,26 @@ def build_reward(cfg: DictConfig, domain: Any) -> Any:
     belong to the domain."""
     from svdd_lightning.rewards.build import reward_from_config
 
-    if str(cfg.reward.get("_target_", "")) == MULTI_REWARD:
+    if is_several(cfg.reward):
         return build_multi_reward(cfg, domain)
-    reward = reward_from_config(cfg.reward, domain=domain)
+    reward = reward_from_config(own_reward_node(cfg), domain=domain)
     name = getattr(reward, "name", type(reward).__name__)
     target = str(cfg.reward.get("_target_", ""))
     if target.startswith("svdd_lightning.rewards") and name not in cfg.domain.rewards and name != "oracle":
-        choice = HydraConfig.get().runtime.choices.get("reward", name) if HydraConfig.initialized() else name
-        raise ConfigError(f"reward={choice} is not a reward of domain '{cfg.domain.name}'; use one of "
+        raise ConfigError(f"reward={reward_label(cfg.reward)} is not a reward of domain '{cfg.domain.name}'; use one of "
                           f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
                           f"class or function with reward._target_=module.name.")
     return reward
 
 
-MULTI_REWARD = "svdd_lightning.rewards.multi.MultiReward"
-
-
 def multi_reward_specs(cfg: DictConfig) -> dict[str, str]:
-    """{name: spec} of ``reward.components``: a reward of the domain by name (spec = name), or a plain function by
-    its import path (``reward=[qed,my_module.my_score]``: spec = the path, name = the function's name)."""
-    specs = [str(n) for n in (cfg.reward.get("components") or [])]
-    if len(specs) < 2:
-        raise ConfigError(f"reward.components={specs}: name two or more rewards of domain '{cfg.domain.name}', e.g. "
-                          f"reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
-    named = {}
-    for spec in specs:
-        name = spec.rsplit(".", 1)[1] if "." in spec else spec
-        if name in named:
-            raise ConfigError(f"reward.components names '{name}' twice; give each component once.")
-        named[name] = spec
+    """{name: spec} of the rewards chosen at once (svdd_lightning/reward_choice.py): a reward of the domain by name
+    (spec = name), or a plain function by its import path (``reward=multi reward.components=[qed,my_module.my_score]``:
+    spec = the path, name = the function's name)."""
+    named = chosen_rewards(cfg.reward)
+    if len(named) < 2:
+        raise ConfigError(f"reward.components={list(named.values())}: name two or more rewards of domain "
+                          f"'{cfg.domain.name}', e.g. reward=[{','.join(list(cfg.domain.rewards)[:2])}]")
     return named
 
 
@@ -118,14 +111,23 @@ def multi_reward_node(cfg: DictConfig, spec: str) -> DictConfig:
     from svdd_lightning.paths import resolve_path
 
     if "." in spec:
-        node = OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml"))
+        node = own_file_keys(OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml")))
         node._target_ = spec
         return node
+    if spec == "function":
+        raise ConfigError("reward=function among several rewards needs the function's import path: "
+                          "reward=multi reward.components=[qed,my_module.my_score].")
     path = resolve_path(Path("configs") / "reward" / f"{spec}.yaml")
     if spec not in cfg.domain.rewards or not path.is_file():
         raise ConfigError(f"reward component '{spec}' is not a reward of domain '{cfg.domain.name}'; use some of "
-                          f"{', '.join(cfg.domain.rewards)}, or a function by its import path (my_module.my_score).")
-    return OmegaConf.load(path)
+                          f"{', '.join(cfg.domain.rewards)}, or a function by its import path "
+                          f"(reward=multi reward.components=[{cfg.domain.rewards[0]},my_module.my_score]).")
+    return own_file_keys(OmegaConf.load(path))
+
+
+def own_file_keys(node: DictConfig) -> DictConfig:
+    """A reward file's own keys, read alone: not its defaults list (the combination options) nor its name."""
+    return OmegaConf.masked_copy(node, [k for k in node if k not in ("defaults", "components")])
 
 
 def multi_reward_scales(cfg: DictConfig, names: list[str]) -> list[float]:
@@ -167,7 +169,7 @@ def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
     else None."""
     from svdd_lightning.paths import resolve_path
 
-    if str(cfg.reward.get("_target_", "")) != MULTI_REWARD or not is_learned_value(cfg) or cfg.value.checkpoint:
+    if not is_several(cfg.reward) or not is_learned_value(cfg) or cfg.value.checkpoint:
         return None
     if resolve_path(shipped_value_path(cfg.domain.name, "+".join(multi_reward_specs(cfg)))).is_file():
         return None
@@ -179,7 +181,7 @@ def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
     if missing:
         decoder = HydraConfig.get().runtime.choices.get("decoder") if HydraConfig.initialized() else None
         decoder = decoder or cfg.decoder._target_.rsplit(".", 1)[1]
-        combined = f"`python train.py stage=value domain={cfg.domain.name} reward=[{','.join(specs.values())}]`"
+        combined = f"`python train.py stage=value domain={cfg.domain.name} {reward_option(list(specs.values()))}`"
         per_component = [f"`python train.py stage=value domain={cfg.domain.name} reward={name}`, copied to {paths[name]}"
                          for name in missing if name in paths]
         functions = [specs[name] for name in missing if name not in paths]
@@ -228,7 +230,7 @@ def build_value(cfg: DictConfig, *, diffusion: Any, reward: Any) -> Any:
     node = cfg.value
     if is_learned_value(cfg):
         node = OmegaConf.merge(cfg.value, {"checkpoint": value_checkpoint(cfg, reward)})
-        check_value_reward(node.checkpoint, OmegaConf.to_container(cfg.reward, resolve=True))
+        check_value_reward(node.checkpoint, reward_config(cfg))
     return build_with_checkpoint(node, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)
 
 

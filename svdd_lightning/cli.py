@@ -127,15 +127,3 @@ def save_config(cfg: DictConfig, path) -> None:
     conf = {k: cfg[k] for k in cfg if k != "hydra"}
     with atomic_path(path) as tmp:
         OmegaConf.save(OmegaConf.create(conf), tmp)
-
-
-def expand_reward_list(argv: list[str]) -> list[str]:
-    """``reward=[qed,sa]`` -> ``reward=multi reward.components=[qed,sa]``: Hydra would otherwise merge the two
-    reward configs into one (the last would win) instead of combining them (rewards/multi.py)."""
-    out = []
-    for arg in argv:
-        if arg.startswith("reward=[") and arg.endswith("]"):
-            out += ["reward=multi", f"reward.components={arg.removeprefix('reward=')}"]
-        else:
-            out.append(arg)
-    return out

@@ -117,10 +117,13 @@ BUILD_OPTIONS: dict[str, Any] = {
     "decoder.refine_fraction": Fraction,
     "trainer.devices": AtLeastOne | Literal["auto"] | list[int],
     "trainer.accelerator": Literal["cpu", "gpu", "cuda", "mps", "auto"],
-    # a reward node's keys that configure the framework's wrapping of a user's function (rewards/build.py)
-    "reward.components": list[str],
+    # a reward node's keys that name the chosen rewards and how several combine (svdd_lightning/reward_choice.py,
+    # configs/reward/shared/combination.yaml); build.py takes them before a reward's constructor sees the rest
+    "reward.components": list[str] | dict[str, str],
     "reward.weights": list[float] | None,
     "reward.scales": list[Positive] | None,
+    "reward.combine": Literal["sum", "product"],
+    "reward.alpha": Positive,
 }
 
 ENTRY_OPTIONS = {"decode": DECODE_OPTIONS, "train": TRAIN_OPTIONS}

@@ -7,7 +7,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from svdd_lightning.build import (build_decoder, build_diffusion, build_domain, build_logger, build_reward,
                                   split_checkpoint)
@@ -124,10 +123,11 @@ def test_every_shipped_value_is_accepted_for_its_reward(path):
     """decoder=svdd_mc builds with each shipped value (its recorded reward settings match the config's)."""
     from svdd_lightning.build import value_checkpoint
     from svdd_lightning.checkpoints import check_value_reward
+    from svdd_lightning.reward_choice import reward_config
 
     cfg = compose_decode(f"domain={path.parent.name}", f"reward={path.stem.removeprefix('value_')}", "decoder=svdd_mc")
     domain = build_domain(cfg)
-    check_value_reward(value_checkpoint(cfg, build_reward(cfg, domain)), OmegaConf.to_container(cfg.reward, resolve=True))
+    check_value_reward(value_checkpoint(cfg, build_reward(cfg, domain)), reward_config(cfg))
     _, value = build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
     assert value is not None
 

@@ -331,11 +331,12 @@ def test_domain_config_instantiates_every_part():
     from hydra.utils import instantiate
 
     from svdd_lightning.build import split_checkpoint
+    from svdd_lightning.reward_choice import own_reward_node
     from tests.test_configs import compose_decode
 
     for reward in ("qed", "sa", "logp"):
         cfg = compose_decode("domain=molecule", f"reward={reward}")
-        assert instantiate(cfg.reward).name == reward
+        assert instantiate(own_reward_node(cfg)).name == reward  # the reward's own keys, not its name mapping
     node, checkpoint = split_checkpoint(cfg.diffusion)
     diffusion = instantiate(node)
     assert diffusion.vocab_size == 26 and diffusion.seq_len == L and checkpoint.startswith("checkpoints/molecule")

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from callbacks.decode_outputs import pareto_front, write_decode_outputs
-from svdd_lightning.cli import expand_reward_list
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.rewards.multi import MultiReward
@@ -53,10 +52,21 @@ def test_bad_weights_and_combination_are_refused():
         MultiReward(components={"a": Column(0), "b": Column(1)}, combine="max")
 
 
-def test_reward_list_on_the_command_line():
-    assert expand_reward_list(["decode.py", "reward=[qed,sa]", "decoder=svdd_pm"]) == [
-        "decode.py", "reward=multi", "reward.components=[qed,sa]", "decoder=svdd_pm"]
-    assert expand_reward_list(["reward=qed"]) == ["reward=qed"]
+def test_a_reward_list_is_hydras_own_selection_of_several_options():
+    """reward=[qed,sa] merges the two files; their name mappings merge into the chosen rewards (no argument is
+    rewritten), and a single reward is built from its own keys alone."""
+    from svdd_lightning.build import build_domain, build_reward
+    from svdd_lightning.reward_choice import chosen_rewards
+
+    cfg = compose_decode("domain=molecule", "reward=[qed,sa]", "reward.combine=product", "reward.alpha=2")
+    assert chosen_rewards(cfg.reward) == {"qed": "qed", "sa": "sa"}
+    reward = build_reward(cfg, build_domain(cfg))
+    assert isinstance(reward, MultiReward) and list(reward.components) == ["qed", "sa"]
+    assert reward.combine == "product" and reward.alpha == 2.0
+    single = compose_decode("domain=molecule", "reward=sa")
+    assert not isinstance(build_reward(single, build_domain(single)), MultiReward)
+    with pytest.raises(ConfigError, match="function.*import path.*reward=multi reward.components"):
+        build_reward(*(lambda c: (c, build_domain(c)))(compose_decode("domain=molecule", "reward=[qed,function]")))
 
 
 def test_multi_config_builds_components_scaled_by_the_domain():
@@ -167,7 +177,8 @@ def test_a_given_value_checkpoint_is_never_replaced_and_functions_get_no_shipped
     # A function named like a shipped reward is another reward: its value is not looked up.
     function = compose_decode("domain=molecule", "reward=multi", "reward.components=[qed,my_scores.sa]",
                               "decoder=svdd_mc")
-    with pytest.raises(ConfigError, match="none for sa.*reward=\\[qed,my_scores.sa\\].*your function my_scores.sa"):
+    with pytest.raises(ConfigError, match="none for sa.*reward=multi reward.components=\\[qed,my_scores.sa\\].*your "
+                                          "function my_scores.sa"):
         multi_value_checkpoints(function)
 
 

@@ -289,14 +289,16 @@ def test_mfe_reward_reads_one_hots_by_argmax_and_checks_shapes():
 
 
 def test_rna_domain_config_composes():
+    from svdd_lightning.reward_choice import own_reward_node
+
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("decode", overrides=["domain=rna"], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         gc_cfg = compose("decode", overrides=["domain=rna", "reward=gc"])
     assert cfg.domain.name == "rna" and list(cfg.domain.rewards) == ["mfe", "gc"]
     assert cfg.steps == 128 and cfg.diffusion.checkpoint == "checkpoints/rna/pretrained.ckpt"
-    assert isinstance(instantiate(cfg.reward), MFEReward)
-    assert instantiate(gc_cfg.reward).name == "gc"
+    assert isinstance(instantiate(own_reward_node(cfg)), MFEReward)  # the reward's own keys, not its name mapping
+    assert instantiate(own_reward_node(gc_cfg)).name == "gc"
     data = instantiate(cfg.data)
     assert isinstance(data, RNADataModule) and data.seq_len == 50 and data.default_path == DEFAULT_RNA_PATH
     domain = instantiate(cfg.objects)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,7 +19,7 @@ from callbacks.reward_histogram import RewardHistogramCallback
 from callbacks.shard_writer import ShardWriter
 from svdd_lightning.api import decode
 from svdd_lightning.build import build_decoder, build_diffusion, build_domain, build_logger, build_reward, build_trainer
-from svdd_lightning.cli import expand_reward_list, friendly_errors, is_launcher_process, quiet_lightning, start_process
+from svdd_lightning.cli import friendly_errors, is_launcher_process, quiet_lightning, start_process
 from svdd_lightning.diffusion.latent import read_prompts
 from svdd_lightning.inpainting import seeds_from_options
 from svdd_lightning.options import check_config
@@ -138,5 +137,4 @@ main = hydra.main(config_path=str(CONFIG_DIR), config_name="decode", version_bas
 
 def cli() -> None:
     start_process(float32_matmul_precision="high")
-    sys.argv = expand_reward_list(sys.argv)  # reward=[qed,sa]: several rewards at once
     main()

@@ -16,22 +16,20 @@ oracle:   a reward model on labelled data (regression on one label column, or cl
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from datamodules.rollout_files import check_rollout_settings, rescore_rollouts, rollout_settings, write_rollouts
 from datamodules.rollouts import RolloutDataModule
 from svdd_lightning.build import build_diffusion, build_domain, build_reward, split_checkpoint
 from svdd_lightning.checkpoints import load_state, load_tensors_only, reward_identity
 from svdd_lightning.diffusion.gaussian import save_pipeline
-from svdd_lightning.cli import (expand_reward_list, friendly_errors, quiet_lightning, save_config, start_process,
+from svdd_lightning.cli import (friendly_errors, quiet_lightning, save_config, start_process,
                                 writable_output_dir)
 from svdd_lightning.errors import ConfigError
 from svdd_lightning.modules.oracle import OracleModule, check_oracle_network, oracle_task
@@ -40,6 +38,7 @@ from svdd_lightning.modules.pretrain import DiffusionPretrainModule
 from svdd_lightning.modules.value import ValueRegressionModule
 from svdd_lightning.options import check_config
 from svdd_lightning.paths import CONFIG_DIR
+from svdd_lightning.reward_choice import is_several, reward_config, reward_label
 from svdd_lightning.training import fit
 
 STAGES = ("pretrain", "value", "oracle")
@@ -74,7 +73,7 @@ def soft_alpha(cfg: DictConfig, reward_name: str) -> float | None:
     alpha = cfg.value_training.get("soft_alpha")
     if alpha is None:
         alpha = (cfg.domain.get("reward_scale") or {}).get(reward_name)
-    if alpha is None and reward_name == "multi" and cfg.reward.get("combine", "sum") == "sum":
+    if alpha is None and is_several(cfg.reward) and cfg.reward.get("combine", "sum") == "sum":
         alpha = 1.0
     if alpha is None and cfg.value_training.get("target", "mean") == "soft":
         raise ConfigError(f"value_training.target=soft needs a temperature, and reward {reward_name} has no "
@@ -85,7 +84,7 @@ def soft_alpha(cfg: DictConfig, reward_name: str) -> float | None:
 
 def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
-    reward_name = HydraConfig.get().runtime.choices.get("reward", "custom")
+    reward_name = reward_label(cfg.reward)
     alpha = soft_alpha(cfg, reward_name)  # checked before any rollout is made
     domain = build_domain(cfg)
     diffusion = build_diffusion(cfg, domain)
@@ -103,7 +102,7 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     getattr(reward, "close", lambda: None)()  # the reward's worker processes are not needed for regression
     module = ValueRegressionModule(value=instantiate(split_checkpoint(cfg.value)[0]), domain=cfg.domain.name,
                                    reward_name=reward_name, lr=vt.lr, weight_decay=vt.weight_decay,
-                                   reward_config=reward_identity(OmegaConf.to_container(cfg.reward, resolve=True)),
+                                   reward_config=reward_identity(reward_config(cfg)),
                                    target=vt.get("target", "mean"), soft_alpha=alpha)
     if vt.renoise and not diffusion.renoise_is_exact:
         raise ConfigError("value_training.renoise=true is exact only for masked diffusion (tokens are revealed "
@@ -175,5 +174,4 @@ main = hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base
 
 def cli() -> None:
     start_process()
-    sys.argv = expand_reward_list(sys.argv)  # reward=[qed,sa]: a value for several rewards at once
     main()
