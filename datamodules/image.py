@@ -23,170 +23,28 @@ option that cannot work) naming the file and what to do.
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
-from svdd_lightning.errors import ConfigError, DataError
-from svdd_lightning.paths import REPO_ROOT, resolve_path
+from datamodules.base import TableDataModule, check_positive, check_val_fraction, check_workers, seeded_split
+from datamodules.image_files import (ARRAY_SUFFIXES, IMAGE_SUFFIXES, UNLABELLED, check_images, load_default_digits,
+                                     pixel_scale, read_images, to_unit_range)
+from svdd_lightning.errors import ConfigError, data_error
 from svdd_lightning.ranges import AtLeastOne, Probability
+
+# The readers moved to datamodules/image_files.py; these names are still imported from here.
+__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "UNLABELLED", "DigitsDataModule", "load_default_digits", "pixel_scale",
+           "to_unit_range"]
 
 log = logging.getLogger("svdd_lightning.data")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-ARRAY_SUFFIXES = (".npy", ".npz")
-UNLABELLED = -1
 
-
-# --------------------------------------------------------------------------------------- #
-# Reading
-# --------------------------------------------------------------------------------------- #
-
-
-def load_default_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """scikit-learn's digits: images (1797, 8, 8) float in [0, 16], labels (1797,), names."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return digits.images.astype(np.float32), digits.target.astype(np.int64), [str(c) for c in digits.target_names]
-
-
-def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"data file {path} could not be read as a NumPy {path.suffix} file ({type(exc).__name__}: {exc}). "
-            f"It is truncated, corrupt, or holds Python objects; save a plain numeric array with "
-            f"numpy.save(path, images) (or numpy.savez(path, images=..., labels=...)) and retry."
-        ) from exc
-    if isinstance(loaded, np.ndarray):
-        return loaded, None
-    with loaded:
-        if "images" not in loaded.files:
-            raise DataError(
-                f"data file {path} has no 'images' array (it holds {loaded.files}). Save it with "
-                f"numpy.savez(path, images=IMAGES, labels=LABELS), labels being optional."
-            )
-        images = loaded["images"]
-        labels = loaded["labels"] if "labels" in loaded.files else None
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise DataError(
-                f"data file {path}: 'labels' has shape {labels.shape} but 'images' holds {images.shape[0]} "
-                f"images; labels must be a 1-D array with one integer class per image."
-            )
-        if not np.issubdtype(labels.dtype, np.integer):
-            if not (np.issubdtype(labels.dtype, np.floating) and np.all(np.isfinite(labels))
-                    and np.all(labels == np.round(labels))):
-                raise DataError(
-                    f"data file {path}: 'labels' must hold integer classes (0, 1, ...), got dtype {labels.dtype}. "
-                    f"Convert them with labels.astype(int) and save again."
-                )
-        labels = labels.astype(np.int64)
-        if labels.size and labels.min() < 0:
-            raise DataError(f"data file {path}: 'labels' holds negative classes; classes must be 0, 1, ...")
-    return images, labels
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _read_folder(folder: Path, channels: int, image_size: int | None) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    from PIL import Image, UnidentifiedImageError
-
-    files = _image_files(folder)
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _image_files(d))
-    if files and class_dirs:
-        raise DataError(
-            f"image folder {folder} mixes image files with class sub-folders ({', '.join(d.name for d in class_dirs[:3])}"
-            f"...). Put every image in a class sub-folder (labelled) or all directly in the folder (unlabelled)."
-        )
-    if not files and not class_dirs:
-        raise DataError(
-            f"image folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}), neither directly nor in "
-            f"class sub-folders. Point data.path at a folder of images, a .npy array or a .npz archive."
-        )
-    entries: list[tuple[Path, int]] = [(f, UNLABELLED) for f in files]
-    names = None
-    if class_dirs:
-        names = [d.name for d in class_dirs]
-        entries = [(f, k) for k, d in enumerate(class_dirs) for f in _image_files(d)]
-    mode = "L" if channels == 1 else "RGB"
-    arrays, sizes = [], set()
-    for f, _ in entries:
-        try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if image_size is not None and im.size != (image_size, image_size):
-                    im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                a = np.asarray(im, dtype=np.float32)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise DataError(
-                f"image file {f} could not be read with Pillow ({type(exc).__name__}: {exc}). Remove or replace "
-                f"the file, then retry."
-            ) from exc
-        sizes.add(a.shape[:2])
-        arrays.append(a if a.ndim == 3 else a[..., None])
-    if len(sizes) > 1:
-        raise DataError(
-            f"image folder {folder} holds images of different sizes {sorted(sizes)[:4]}; set data.image_size=S "
-            f"(the image.yaml domain sets it from domain.image_size) to resize them all to S x S."
-        )
-    images = np.stack(arrays).transpose(0, 3, 1, 2)  # (N, C, H, W)
-    labels = np.asarray([k for _, k in entries], dtype=np.int64) if class_dirs else None
-    return images, labels, names
-
-
-def pixel_scale(images: np.ndarray, source: str | Path) -> float:
-    """The maximum of the pixel scale of ``images``: 1 (floats <= 1), 16 (digits) or 255."""
-    top = float(images.max()) if images.size else 0.0
-    integral = np.issubdtype(images.dtype, np.integer) or bool(np.all(images == np.round(images)))
-    if top > 255:
-        raise DataError(
-            f"data file {source} holds pixel values up to {top:g}; accepted scales are [0, 1], [0, 16] (the digits) "
-            f"and [0, 255]. Rescale the array, or pass data.max_value=M to map [0, M] to [-1, 1]."
-        )
-    if top > 16:
-        return 255.0
-    if integral or top > 1:
-        return 16.0
-    return 1.0
-
-
-def to_unit_range(images: np.ndarray, max_value: float) -> Tensor:
-    """[0, max_value] -> [-1, 1] float32."""
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    return (x / max_value * 2.0 - 1.0).clamp_(-1.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------- #
-# DataModule
-# --------------------------------------------------------------------------------------- #
-
-
-class _ImageDataset(Dataset):
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"images": self.images[i], "labels": self.labels[i]}
-
-
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(TableDataModule):
     """Images in [-1, 1] of shape (C, H, W); batches ``{"images": float (B, C, H, W),
     "labels": long (B,)}`` (label -1 = unlabelled).
 
@@ -195,6 +53,9 @@ class DigitsDataModule(L.LightningDataModule):
     embedded digits) and ``stats``. The train/validation split is a seeded permutation, so it
     is the same on every run and every rank.
     """
+
+    COLUMNS = ("images", "labels")
+    DROP_LAST = True
 
     def __init__(
         self,
@@ -208,29 +69,23 @@ class DigitsDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         if channels not in (1, 3):
             raise ConfigError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels}.")
         if image_size is not None and (int(image_size) < 2 or int(image_size) % 2):
             raise ConfigError(
                 f"data.image_size must be an even size >= 2 (the UNet halves it once) or null, got {image_size}."
             )
-        if int(batch_size) <= 0:
-            raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}.")
-        if not 0.0 <= float(val_fraction) < 1.0:
-            raise ConfigError(f"data.val_fraction must be in [0, 1) (e.g. 0.1), got {val_fraction}.")
+        check_positive("batch_size", batch_size)
+        check_val_fraction(val_fraction, example=0.1)
         if max_value is not None and not float(max_value) > 0:
             raise ConfigError(f"data.max_value must be a positive number or null (guess the scale), got {max_value}.")
-        if int(num_workers) < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}.")
+        check_workers(num_workers)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.path = None if path is None else str(path)
         self.channels = int(channels)
         self.image_size = None if image_size is None else int(image_size)
         self.max_value = None if max_value is None else float(max_value)
-        self.batch_size = int(batch_size)
         self.val_fraction = float(val_fraction)
-        self.num_workers = int(num_workers)
-        self.seed = int(seed)
 
         self.data_path: Path | None = None
         self.stats: dict[str, Any] | None = None
@@ -241,68 +96,21 @@ class DigitsDataModule(L.LightningDataModule):
         self.train_labels: Tensor | None = None
         self.val_labels: Tensor | None = None
 
-    # -- reading ------------------------------------------------------------------------- #
-
     def _load(self) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, str, float | None]:
         """(images (N, C?, H, W), labels or None, class names, source, scale or None to guess)."""
         if self.path is None:
             images, labels, names = load_default_digits()
             return images, labels, names, "scikit-learn load_digits", 16.0
-        path = resolve_path(self.path)
+        path = self._locate(self.path, folders=True,
+                            fix="Check data.path: a .npy array (N, H, W) or (N, C, H, W), a .npz with 'images' (and "
+                                "'labels'), or an image folder.")
         self.data_path = path
-        if path.is_dir():
-            images, labels, names = _read_folder(path, self.channels, self.image_size)
-            return images, labels, names, str(path), 255.0
-        if not path.exists():
-            raise DataError(
-                f"data file {self.path} does not exist (looked in the working directory and {REPO_ROOT}). Check "
-                f"data.path: a .npy array (N, H, W) or (N, C, H, W), a .npz with 'images' (and 'labels'), or an "
-                f"image folder."
-            )
-        if path.suffix.lower() not in ARRAY_SUFFIXES:
-            raise DataError(
-                f"data file {path} has the extension {path.suffix or '(none)'!r}; image data must be a .npy array "
-                f"(N, H, W) or (N, C, H, W), a .npz archive with 'images' (and optional 'labels'), or a folder of "
-                f"image files. Convert it, or point data.path at such a file or folder."
-            )
-        images, labels = _read_array(path)
-        return images, labels, None, str(path), None
+        images, labels, names, scale = read_images(path, channels=self.channels, image_size=self.image_size)
+        return images, labels, names, str(path), scale
 
-    def _check(self, images: np.ndarray, source: str) -> np.ndarray:
-        """Validate and return (N, C, H, W) float32 (not yet scaled)."""
-        if not (np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_):
-            raise DataError(f"data file {source} holds {images.dtype} values, not numbers; save a numeric array.")
-        if images.ndim == 3:
-            images = images[:, None]
-        if images.ndim != 4:
-            raise DataError(
-                f"data file {source} holds an array of shape {images.shape}; images must be (N, H, W) or "
-                f"(N, C, H, W) with C = {self.channels}. Reshape it (e.g. array.reshape(-1, 8, 8)) and save again."
-            )
-        if images.shape[0] == 0:
-            raise DataError(f"data file {source} holds no images (shape {images.shape}); point data.path at real data.")
-        if images.shape[1] != self.channels:
-            hint = ("if the channel axis is last, save array.transpose(0, 3, 1, 2)"
-                    if images.shape[-1] == self.channels else f"set domain.channels={images.shape[1]}")
-            raise DataError(
-                f"data file {source} holds images of shape {images.shape[1:]} (C, H, W), but {self.channels} "
-                f"channel(s) are configured; {hint}."
-            )
-        images = images.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(images)):
-            raise DataError(f"data file {source} holds NaN or infinite pixel values; fix or remove those images.")
-        if images.min() < 0:
-            raise DataError(
-                f"data file {source} holds negative pixel values (min {images.min():g}); pixels must lie in "
-                f"[0, 1], [0, 16] or [0, 255]. Shift the data to start at 0 (or pass data.max_value for [0, M])."
-            )
-        return images
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_images is not None:
-            return
+    def build(self) -> None:
         raw, labels, names, source, scale = self._load()
-        raw_checked = self._check(np.asarray(raw), source)
+        raw_checked = check_images(np.asarray(raw), source, self.channels)
         scale = self.max_value or scale or pixel_scale(raw_checked, source)
         images = to_unit_range(raw_checked, scale)
         h, w = images.shape[-2:]
@@ -312,10 +120,8 @@ class DigitsDataModule(L.LightningDataModule):
                                    antialias=True, align_corners=False).clamp_(-1.0, 1.0)
         h, w = images.shape[-2:]
         if h % 2 or w % 2:
-            raise DataError(
-                f"data file {source} holds {h}x{w} images; the image UNet needs an even height and width. Set "
-                f"domain.image_size to an even size (e.g. {h + 1}) to resize them."
-            )
+            raise data_error(source, f"holds {h}x{w} images; the image UNet needs an even height and width.",
+                             f"Set domain.image_size to an even size (e.g. {h + 1}) to resize them.")
         n = images.shape[0]
         if labels is None:
             label_tensor = torch.full((n,), UNLABELLED, dtype=torch.long)
@@ -324,10 +130,7 @@ class DigitsDataModule(L.LightningDataModule):
             self.num_classes = int(label_tensor.max()) + 1
             self.class_names = names or [str(k) for k in range(self.num_classes)]
 
-        gen = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(n, generator=gen)
-        n_val = min(n - 1, max(1, int(round(self.val_fraction * n)))) if self.val_fraction > 0 and n > 1 else 0
-        val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+        train_idx, val_idx = seeded_split(n, self.val_fraction, self.seed)
         self.train_images = images[train_idx].contiguous()
         self.val_images = images[val_idx].contiguous()
         self.train_labels = label_tensor[train_idx].contiguous()
@@ -336,24 +139,3 @@ class DigitsDataModule(L.LightningDataModule):
                       "pixel_scale": scale, "labelled": labels is not None, "source": source}
         log.info("data %s: %d images %s (train %d, val %d), pixel scale [0, %g]", source, n,
                  tuple(images.shape[1:]), len(train_idx), len(val_idx), scale)
-
-    # -- loaders ------------------------------------------------------------------------- #
-
-    def _loader(self, images: Tensor | None, labels: Tensor | None, train: bool) -> DataLoader:
-        if images is None or labels is None:
-            raise RuntimeError("call setup() before asking for a dataloader")
-        return DataLoader(
-            _ImageDataset(images, labels),
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train and images.shape[0] > self.batch_size,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_images, self.train_labels, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_images, self.val_labels, train=False)

@@ -20,3 +20,11 @@ class ConfigError(SVDDError):
 
 class RewardError(SVDDError):
     """A reward raised, or returned NaN/inf or the wrong shape, while decoding."""
+
+
+def data_error(path: object, problem: str, fix: str, *, kind: str = "data file") -> DataError:
+    """The one shape of a data error: ``"<kind> <path> <problem> <fix>"``: which file, what is wrong with it, what
+    to do. ``problem`` reads on from the path ("is empty (0 bytes)."; ", line 3: ..." or ": ..." to point inside
+    the file, no space before) and ends with its own punctuation; ``fix`` is the sentence that says what to do."""
+    joint = "" if problem[:1] in ",:" else " "
+    return DataError(f"{kind} {path}{joint}{problem} {fix}")
