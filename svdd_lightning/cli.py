@@ -67,11 +67,28 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def retired_spelling(argv: list[str]) -> str | None:
+    """The error for a spelling that no longer composes, read (never rewritten) from the command line:
+    ``reward=[qed,my_module.my_score]`` was once rewritten to reward=multi; Hydra's own list selection takes only
+    reward files, and an import path names none, so Hydra alone would say only that no such file exists."""
+    for arg in argv:
+        if arg.startswith("reward=[") and arg.endswith("]") and "." in arg:
+            listed = arg.removeprefix("reward=")
+            return (f"{arg}: an import path names no reward file, so a list with one is written "
+                    f"reward=multi reward.components={listed} (the same reward).")
+    return None
+
+
 def start_process(*, float32_matmul_precision: str | None = None) -> None:
     """What a command-line process sets before Hydra composes: glibc keeps freed memory (svdd_lightning/allocator.py:
-    page faults were 60% of CPU decode time), and decode.py's matmul precision ("high": TF32 on GPUs that have it)."""
+    page faults were 60% of CPU decode time), and decode.py's matmul precision ("high": TF32 on GPUs that have it);
+    a retired spelling stops here with one error line and exit code 2."""
     from svdd_lightning.allocator import keep_freed_memory
 
+    retired = retired_spelling(sys.argv[1:])
+    if retired is not None:
+        print(f"error: {retired}", file=sys.stderr)
+        raise SystemExit(2)
     keep_freed_memory()
     if float32_matmul_precision is not None:
         import torch

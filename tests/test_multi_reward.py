@@ -81,6 +81,14 @@ def test_multi_config_builds_components_scaled_by_the_domain():
         build_reward(bad, build_domain(bad))
 
 
+def test_an_import_path_in_a_reward_list_names_the_spelling_that_composes(tmp_path):
+    proc = run("decode.py", "domain=molecule", "reward=[qed,tests.user_reward.nitrogen_count]", tmp=tmp_path,
+               check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: reward=[qed,tests.user_reward.nitrogen_count]: an import path names no reward file, so a list with "
+        "one is written reward=multi reward.components=[qed,tests.user_reward.nitrogen_count] (the same reward)."]
+
+
 def test_a_plain_function_is_a_component_by_its_import_path():
     from svdd_lightning.build import build_domain, build_reward
 
