@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -179,8 +178,7 @@ def multi_value_checkpoints(cfg: DictConfig) -> dict[str, str] | None:
     paths = {name: shipped_value_path(cfg.domain.name, name) for name, spec in specs.items() if spec == name}
     missing = [name for name in specs if name not in paths or not resolve_path(paths[name]).is_file()]
     if missing:
-        decoder = HydraConfig.get().runtime.choices.get("decoder") if HydraConfig.initialized() else None
-        decoder = decoder or cfg.decoder._target_.rsplit(".", 1)[1]
+        decoder = cfg.get("method") or cfg.decoder._target_.rsplit(".", 1)[1]
         combined = f"`python train.py stage=value domain={cfg.domain.name} {reward_option(list(specs.values()))}`"
         per_component = [f"`python train.py stage=value domain={cfg.domain.name} reward={name}`, copied to {paths[name]}"
                          for name in missing if name in paths]

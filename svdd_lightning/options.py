@@ -41,6 +41,7 @@ COMMON_OPTIONS: dict[str, Any] = {
     "seed": NonNegativeInt,
     "steps": AtLeastOne,
     "output_dir": str,
+    "method": str,  # the decoder file's own name (configs/decoder/NAME.yaml)
     "model.path": str | None,
     "domain.name": str,
     "domain.alphabet": str,

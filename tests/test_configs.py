@@ -32,6 +32,7 @@ def options(group: str) -> list[str]:
 def test_every_decoder_composes_and_instantiates(decoder):
     """Through the builders decode.py itself uses (svdd_lightning/build.py)."""
     cfg = compose_decode(f"decoder={decoder}")
+    assert cfg.method == decoder  # the name outputs carry is the file's, as a config value
     node, checkpoint = split_checkpoint(cfg.diffusion)
     assert checkpoint
     domain = build_domain(cfg)

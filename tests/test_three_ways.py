@@ -27,12 +27,16 @@ def read_samples(folder: Path) -> list[dict[str, str]]:
 
 
 def cli_and_compose(tmp_path: Path, *overrides: str) -> tuple[list[dict], list[dict]]:
+    from hydra.core.hydra_config import HydraConfig
+
+    from svdd_lightning.tasks.benchmark_plan import compose_decode as plain_compose
     from svdd_lightning.tasks.decode import run_decode
 
     common = [*overrides, f"steps={STEPS}", f"num_samples={NUM_SAMPLES}", f"decoder.num_candidates={CANDIDATES}",
               "logger=none", "compute_naturalness=false", "trainer.enable_progress_bar=false"]
     run("decode.py", *common, f"output_dir={tmp_path / 'cli'}", tmp=tmp_path)
-    run_decode(compose_decode(*common, f"output_dir={tmp_path / 'compose'}"))
+    HydraConfig.instance().cfg = None  # a plain compose(): no Hydra runtime state left by another test
+    run_decode(plain_compose([*common, f"output_dir={tmp_path / 'compose'}"]))
     return read_samples(tmp_path / "cli"), read_samples(tmp_path / "compose")
 
 
@@ -87,6 +91,7 @@ def test_both_spellings_of_several_rewards_compose_to_the_same_reward(spelling):
 
     cfg = compose_decode("domain=molecule", *spelling, "reward.weights=[1,0.5]", "decoder=smc")
     assert reward_label(cfg.reward) == "qed+sa" and cfg.output_dir.startswith("outputs/decode/molecule-qed+sa-smc-")
+    assert cfg.method == "smc"  # the decoder file's own name, a config value (not Hydra's choice)
     assert reward_config(cfg) == {"_target_": "svdd_lightning.rewards.multi.MultiReward", "components": ["qed", "sa"],
                                   "weights": [1, 0.5], "scales": None, "combine": "sum", "alpha": 1.0}
     assert cfg.decoder.alpha == 1.0  # no reward_scale for the combination: SMC's alpha is 1 (sum of scaled rewards)

@@ -55,16 +55,14 @@ def search_path_override(search_path: Sequence[str | Path]) -> list[str]:
 
 
 def compose_decode(overrides: list[str]):
-    """decode.py's config as Hydra would compose it, with its runtime choices set."""
+    """decode.py's config as Hydra composes it. The configs read only config values (the method's name, the
+    chosen rewards), never Hydra's runtime choices, so nothing of Hydra's own state needs setting."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name="benchmark"):
-        cfg = compose(config_name="decode", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+        return compose(config_name="decode", overrides=overrides)
 
 
 def per_sample_costs(summary: dict) -> dict:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from callbacks.decode_outputs import write_decode_outputs, write_summary
@@ -63,12 +62,11 @@ def decode_command(cfg: DictConfig) -> None:
 
 
 def run_decode(cfg: DictConfig) -> dict | None:
-    """Decode with a composed config (Hydra's runtime choices set); returns summary.json's content
+    """Decode with a composed config (read from its values alone: no HydraConfig); returns summary.json's content
     on rank zero (None on other ranks). benchmark.py calls this in-process."""
     quiet_lightning()
     check_config(cfg, entry="decode")  # every option, before anything is built or written
     output_dir = Path(cfg.output_dir)
-    choices = HydraConfig.get().runtime.choices
     domain = build_domain(cfg)
     guarded = GuardedReward(reward=build_reward(cfg, domain), floor=cfg.get("reward_floor"),
                             describe=lambda x: domain.describe(x.detach().cpu()))
@@ -81,7 +79,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
     if done and is_launcher_process():
         print(f"resuming: {len(done)} batch(es) already decoded in {output_dir / '.shards'} are kept; decoding the rest")
     reference = load_reference(cfg, reward.name)
-    run_config = {"domain": cfg.domain.name, "reward": reward.name, "decoder": choices.get("decoder", "custom"),
+    run_config = {"domain": cfg.domain.name, "reward": reward.name, "decoder": cfg.get("method") or "custom",
                   "num_samples": cfg.num_samples, "seed": cfg.seed, "steps": cfg.steps, **decoder.settings()}
     logger = build_logger(cfg, output_dir=output_dir, name=output_dir.name, config=run_config)
     offline = is_offline_wandb(logger)  # read now: wandb's own run may change the environment later
