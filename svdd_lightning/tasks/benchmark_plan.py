@@ -66,18 +66,14 @@ def compose_decode(overrides: list[str]):
 
 
 def per_sample_costs(summary: dict) -> dict:
-    """calls_per_sample {denoiser, value, reward, total} and wall seconds per sample of one run:
-    decode.py's own fields when it writes them, else from nfe_per_sample and wall_seconds."""
-    calls = {k: float(v) for k, v in (summary.get("calls_per_sample") or summary["nfe_per_sample"]).items()}
-    if "total" not in calls:
-        calls["total"] = sum(calls.get(k, 0.0) for k in ("denoiser", "value", "reward"))
-    n = summary["num_samples"]
-    per_sample = summary.get("wall_seconds_per_sample")
+    """calls_per_sample (asked) and made_calls_per_sample {denoiser, value, reward, total}, and wall seconds per
+    sample of one run, from its summary.json's calls record (svdd_lightning/calls.py)."""
+    per_sample = summary["calls"]["per_sample"]
     # The calls the algorithm asked for (its budget, the same with or without deduplication: what methods are
     # matched and plotted by) and the calls made (deduplication sends each distinct candidate once).
-    asked = {k: float(v) for k, v in (summary.get("nfe_requested_per_sample") or calls).items() if k != "total"}
-    return {"calls_per_sample": {**asked, "total": sum(asked.values())}, "made_calls_per_sample": calls,
-            "wall_seconds_per_sample": float(per_sample) if per_sample is not None else summary["wall_seconds"] / n}
+    asked, made = ({k: float(v) for k, v in per_sample[kind].items()} for kind in ("asked", "made"))
+    return {"calls_per_sample": asked, "made_calls_per_sample": made,
+            "wall_seconds_per_sample": float(summary["wall_seconds_per_sample"])}
 
 
 @dataclass(frozen=True)
