@@ -1,10 +1,11 @@
 # make demo: set up and decode with SVDD-PM on the DNA default.   make test: set up and run the tests.
+# make docs: build the documentation site (site/) in strict mode.   make docs-serve: serve it locally.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-portable data clean
+.PHONY: setup demo test test-slow test-portable data clean docs docs-serve
 
 setup: $(STAMP) data
 
@@ -39,5 +40,19 @@ test-slow: setup
 test-portable: setup
 	PYTHON=$(PY) bash scripts/test_portable.sh
 
+# The documentation site (docs/, mkdocs.yml): MkDocs + Material + mkdocstrings, built in strict mode into site/.
+# Needs only the venv (not the main set-up stamp): the docs packages install under their own stamp.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(VENV)/bin/python requirements-docs.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) data outputs
+	rm -rf $(VENV) data outputs site
