@@ -106,8 +106,8 @@ PAGES = {
     "benchmark.md": benchmark_blocks,
     "speed.md": speed_blocks,
     "multi-objective.md": pareto_blocks,
-    "soft-value.md": lambda: readme_stamp("python train.py stage=value value_training.target=soft|mean ..., then "
-                                          "python decode.py decoder=svdd_mc value.checkpoint=... num_samples=64 seed=0",
+    "soft-value.md": lambda: readme_stamp("train.py stage=value value_training.target=soft|mean, then "
+                                          "decode.py decoder=svdd_mc value.checkpoint=PATH num_samples=64 seed=0",
                                           "not recorded (the RNA MFE rows: 2026-11-22)", "this project's 2-core CPU"),
     "shipped.md": lambda: readme_stamp("python decode.py domain=D reward=R decoder=X num_samples=64 seed=0 "
                                        "decoder.num_candidates=10 logger=none", "not recorded (rna svdd_mc row: "

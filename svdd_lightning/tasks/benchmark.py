@@ -45,7 +45,8 @@ from svdd_lightning.tasks.benchmark_rows import is_failed
 from svdd_lightning.tasks.benchmark_run import run_one, run_scaling, shown
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """benchmark.py's options (tests/test_docs_commands.py parses every benchmark line of the docs with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the four default tasks with small runs")
@@ -70,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="one W&B run per row in one group (offline unless W&B is configured; default), or none")
     parser.add_argument("--report_only", action="store_true",
                         help="rewrite benchmark.md/.json and the plots of an earlier run in --output_dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.report_only:
         report_from(Path(args.output_dir))
