@@ -140,7 +140,8 @@ def markdown() -> str:
            "chosen with `group=name` (`decoder=smc`). Keys are shown as the file writes them: a file under "
            "`decoder/` with `# @package _global_` writes `decoder.KEY`, `reward/` files are placed under `reward.`, "
            "`decoder/shared/common.yaml` under `decoder.` and `reward/shared/combination.yaml` under `reward.`.", "",
-           "Hydra's own keys, in every group: " + "; ".join(f"`{k}`: {v}" for k, v in HYDRA_KEYS.items()) + "", ""]
+           "Hydra's own keys, in every group:", "",
+           *(f"- `{k}`: {v}" for k, v in HYDRA_KEYS.items()), ""]
     groups: dict[str, list[Path]] = {}
     for path in config_files():
         rel = path.relative_to(CONFIGS)
