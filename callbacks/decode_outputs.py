@@ -1,10 +1,12 @@
 """Files every decode run leaves in ``output_dir`` (INTERFACE.md): summary.json, samples.csv,
-the domain's own format and reward_hist.png. Each file is written to a ``.partial`` name and
-renamed, so an interrupted run never leaves a half-written output behind."""
+the domain's own format, reward_hist.png and the domain's pictures (sequences: samples_positions.png and the
+samples_logo.png sequence logo, restricted to the redesigned positions after an inpainting decode). Each file
+is written to a ``.partial`` name and renamed, so an interrupted run never leaves a half-written output behind."""
 
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -88,9 +90,26 @@ def plot_reward_histogram(path: Path, rewards: np.ndarray, *, reward_name: str, 
     plt.close(fig)
 
 
+def redesigned_positions(init: Any, indices: list[int], seed: int) -> Any:
+    """(B, L) bool: the positions each sample (global ``indices``) was free to change, from the start plan the
+    decode ran with (svdd_lightning/starts.py; the same plan gives the same starts); None without one."""
+    if init is None or not indices:
+        return None
+    import torch
+
+    return init.start(torch.as_tensor(indices, dtype=torch.long), seed=seed).redesignable_positions()
+
+
+def takes_keyword(method: Any, name: str) -> bool:
+    """Whether ``method`` accepts keyword ``name`` (a domain written before the keyword existed does not)."""
+    parameters = inspect.signature(method).parameters
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def write_decode_outputs(output_dir: Path, *, result: Any, domain: Any, reward_units: str = "",
-                         reference: np.ndarray | None = None) -> list[Path]:
+                         reference: np.ndarray | None = None, init: Any = None) -> list[Path]:
     """summary.json, samples.csv, the domain's native files, reward_hist.png and the domain's pictures.
+    ``init``: the start plan of an inpainting decode (its redesigned positions go to the domain's pictures).
     Returns the files beside summary.json and samples.csv."""
     summary = result.summary
     rewards = result.rewards.tolist()
@@ -103,8 +122,11 @@ def write_decode_outputs(output_dir: Path, *, result: Any, domain: Any, reward_u
     histogram = output_dir / "reward_hist.png"
     plot_reward_histogram(histogram, result.rewards, reward_name=f"{reward_name} ({reward_units})" if reward_units
                           else reward_name, decoder_name=summary["decoder"], reference=reference)
+    redesigned = redesigned_positions(init, result.indices, int(summary.get("seed", 0)))
+    given = redesigned is not None and takes_keyword(domain.draw_media, "redesigned")
+    media = {"redesigned": redesigned} if given else {}
     pictures = domain.draw_media(output_dir, samples=result.samples, texts=result.texts, rewards=rewards,
-                                 reward_name=reward_name, decoder_name=summary["decoder"])
+                                 reward_name=reward_name, decoder_name=summary["decoder"], **media)
     extra = []
     if components is not None and len(components) >= 2:
         extra.append(output_dir / "pareto.png")

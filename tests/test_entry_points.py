@@ -137,6 +137,8 @@ def test_decode_logs_offline_wandb_run(workdir, pretrained):
     assert len(guidance) == 4  # one row per denoising step (steps=4 in TINY)
     assert any("pictures/reward_hist/path" in r for r in history)
     assert (out / "samples_positions.png").stat().st_size > 1000
+    assert (out / "samples_logo.png").stat().st_size > 1000  # the sequence logo, logged beside the other pictures
+    assert any("pictures/samples_logo/path" in r for r in history)
     from tests.test_benchmark import read_offline_run
 
     _, _, run_summary = read_offline_run(runs[0])  # the same calls record as summary.json's

@@ -137,9 +137,13 @@ def test_pseudo_log_likelihood_matches_antibertys_own(antiberty_diffusion):
         assert pll == pytest.approx(float(reference["pll"][k]), abs=1e-4)
 
 
-def test_antibody_cdr_h3_redesign_through_decode_py(tmp_path):
+def test_antibody_cdr_h3_redesign_through_decode_py(tmp_path, monkeypatch):
+    from svdd_lightning.domains.antibodies.domain import cdr_h3_range
     from svdd_lightning.tasks.decode import run_decode
     from tests.test_configs import compose_decode
+    from tests.test_logos import spy_on_logos
+
+    drawn = spy_on_logos(monkeypatch)
 
     out = tmp_path / "ab"
     cfg = compose_decode("domain=antibody", "decoder=svdd_pm", "decoder.num_candidates=2", "num_samples=2",
@@ -154,6 +158,10 @@ def test_antibody_cdr_h3_redesign_through_decode_py(tmp_path):
                                             "fasta")]
     for design, seed in zip(designs, seeds):
         assert design[:98] == seed[:98] and design[109:] == seed[109:]
+    # The sequence logo covers CDR-H3 of the seeds only, at its real positions (samples_logo.png).
+    (matrix, title), = drawn
+    region = sorted({p for seed in seeds for p in range(cdr_h3_range(seed)[0], cdr_h3_range(seed)[1] + 1)})
+    assert matrix.index.tolist() == region and "redesigned region" in title and (out / "samples_logo.png").is_file()
     from Bio.SeqUtils.ProtParam import ProteinAnalysis
 
     import csv

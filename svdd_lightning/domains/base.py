@@ -10,7 +10,8 @@ anywhere else. The decoders never see a domain: they work on tensors.
 - ``to_text``: one line of text per sample (the ``sample`` column of ``samples.csv``);
 - ``write_native``: the field's own files (FASTA, SMILES, NPY + PNG grid);
 - ``naturalness``: how natural the samples stay (summary.json's ``naturalness``);
-- ``draw_media``: pictures beside reward_hist.png; ``table_media``: what a samples table shows
+- ``draw_media``: pictures beside reward_hist.png (for sequences: per-position bars and a sequence logo of
+  the redesigned positions, ``redesigned``); ``table_media``: what a samples table shows
   beside the text (``{"image": uint8 array}`` or ``{"molecule": SMILES}``);
 - ``write_reference``: the held-out statistics ``naturalness`` compares against, written by
   ``train.py stage=pretrain``;
@@ -68,7 +69,10 @@ class Domain:
         return {}
 
     def draw_media(self, directory: Path, *, samples: Tensor, texts: list[str], rewards: list[float],
-                   reward_name: str, decoder_name: str) -> list[Path]:
+                   reward_name: str, decoder_name: str, redesigned: Tensor | None = None) -> list[Path]:
+        """Pictures of the samples, written atomically into ``directory``; returns their paths. ``redesigned``
+        (samples' shape, bool): the positions each sample was free to change when the decode started from seeds
+        (inpainting), None for a decode from the prior. A domain may leave the argument out of its signature."""
         return []
 
     def table_media(self, samples: Tensor, texts: list[str], row: int) -> dict[str, Any]:

@@ -5,6 +5,11 @@ as ``mask_letter`` (a leftover mask is never a valid object). Samples are writte
 Biopython, and their naturalness is the ELBO under the pre-trained model, the fraction of unique
 sequences, their diversity and the 3-mer correlation with held-out real sequences.
 
+Pictures beside reward_hist.png: ``samples_positions.png`` (per-position letter frequencies as stacked bars)
+and ``samples_logo.png``, a sequence logo in bits drawn with logomaker (svdd_lightning/domains/logos.py), 50
+positions per row; after an inpainting decode the logo covers only the redesigned positions, at their real
+1-based indices, and its title names the region.
+
 :class:`svdd_lightning.domains.nucleotides.NucleotideDomain` adds what DNA and RNA need on top
 (IUPAC ambiguity codes, T read as U, letter colours); a user's own alphabet (proteins, a toy
 3-letter one) subclasses or configures this class directly.
@@ -67,7 +72,8 @@ class SequenceDomain(Domain):
     name = "sequence"
 
     def __init__(self, *, alphabet: str, mask_letter: str = "?", naturalness_reference: str | None = None,
-                 native_name: str = "samples.fasta", letter_colors: dict[str, str] | None = None) -> None:
+                 native_name: str = "samples.fasta", letter_colors: dict[str, str] | None = None,
+                 logo_colors: str | None = None) -> None:
         """
         Args:
             alphabet: the letters, token i = alphabet[i] (upper case; input is read case-insensitively).
@@ -76,6 +82,8 @@ class SequenceDomain(Domain):
                 (``heldout_3mer.json``); without it the 3-mer correlation is left out.
             native_name: the FASTA file of the samples.
             letter_colors: matplotlib colours of the per-position frequency plot, per letter.
+            logo_colors: logomaker's colour scheme of the sequence logo ('classic' for nucleotides,
+                'chemistry' or 'hydrophobicity' for amino acids); None: logomaker's choice for the alphabet.
         """
         alphabet = str(alphabet).upper()
         if not alphabet or len(set(alphabet)) != len(alphabet):
@@ -87,6 +95,7 @@ class SequenceDomain(Domain):
         self.naturalness_reference = naturalness_reference
         self.native_name = native_name
         self.letter_colors = dict(letter_colors or {})
+        self.logo_colors = logo_colors
         self._letters = np.frombuffer(alphabet.encode(), dtype=np.uint8)
 
     @property
@@ -177,10 +186,42 @@ class SequenceDomain(Domain):
         return [path]
 
     def draw_media(self, directory: Path, *, samples: Tensor, texts: list[str], rewards: list[float],
-                   reward_name: str, decoder_name: str) -> list[Path]:
-        return [self.plot_position_frequencies(
-            Path(directory) / "samples_positions.png", self.tokens(samples),
-            title=f"Per-position letter frequencies of {len(texts)} samples ({decoder_name}, {reward_name})")]
+                   reward_name: str, decoder_name: str, redesigned: Tensor | None = None) -> list[Path]:
+        """``samples_positions.png`` (stacked per-position frequencies) and ``samples_logo.png`` (a logo in bits);
+        ``redesigned`` (B, L) bool: the positions each sample was free to change (an inpainting decode), which
+        the logo is restricted to."""
+        tokens = self.tokens(samples)
+        bars = self.plot_position_frequencies(
+            Path(directory) / "samples_positions.png", tokens,
+            title=f"Per-position letter frequencies of {len(texts)} samples ({decoder_name}, {reward_name})")
+        logo = self.plot_logo(Path(directory) / "samples_logo.png", texts, redesigned=redesigned,
+                              label=f"{decoder_name}, {reward_name}")
+        return [bars] if logo is None else [bars, logo]
+
+    def plot_logo(self, path: Path, texts: list[str], *, redesigned: Tensor | None = None,
+                  label: str = "") -> Path | None:
+        """A sequence logo of ``texts`` over the positions where some sample holds a letter of the alphabet (a
+        leftover mask is not counted) and, with ``redesigned``, was free to change it; None when no position
+        is left."""
+        from svdd_lightning.domains.logos import logo_matrix, plot_logo, region_label
+
+        if not texts or not texts[0]:
+            return None
+        letters = np.array([list(t) for t in texts])
+        counted = np.isin(letters, list(self.alphabet))
+        if redesigned is not None:
+            counted &= redesigned.detach().cpu().numpy().astype(bool)
+        positions = (np.flatnonzero(counted.any(axis=0)) + 1).tolist()
+        if not positions:
+            return None
+        matrix = logo_matrix(texts, positions, alphabet=self.alphabet, counted=counted)
+        suffix = f" ({label})" if label else ""
+        if redesigned is None:
+            title = f"Sequence logo of {len(texts)} samples{suffix}"
+        else:
+            title = (f"Sequence logo of the redesigned region {region_label(positions)} ({len(positions)} of "
+                     f"{len(texts[0])} positions), {len(texts)} samples{suffix}")
+        return plot_logo(path, matrix, title=title, color_scheme=self.logo_colors)
 
     def plot_position_frequencies(self, path: Path, tokens: Tensor, *, title: str) -> Path:
         """Per-position letter frequencies of the samples, as stacked bars (a sequence-logo-like view)."""

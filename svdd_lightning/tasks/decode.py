@@ -96,7 +96,7 @@ def run_decode(cfg: DictConfig) -> dict | None:
     if result is None:  # not rank zero
         return None
     files = write_decode_outputs(output_dir, result=result, domain=domain, reward_units=reward.units,
-                                 reference=reference)
+                                 reference=reference, init=init)
     log_decode_to_wandb(logger, domain=domain, result=result, steps=(init or diffusion).timesteps(), pictures=files)
     if cfg.reference_out:
         path = Path(cfg.reference_out)

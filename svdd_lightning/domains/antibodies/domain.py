@@ -10,6 +10,9 @@ Naturalness of designs that started from seeds (inpainting): the pseudo-log-like
 positions under the model that designed them (AntiBERTy; each position masked in turn, mean log-probability
 of its residue, as AntiBERTy's ``pseudo_log_likelihood``), and the identity to the seed over those positions,
 beside uniqueness and diversity.
+
+Pictures: the sequence domain's ``samples_positions.png`` and ``samples_logo.png``, the logo (logomaker's
+'chemistry' colours) covering only the redesigned region (CDR-H3 by default) at its real 1-based positions.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class AntibodyDomain(SequenceDomain):
     name = "antibody"
 
     def __init__(self, *, native_name: str = "samples.fasta", pll_batch: int = 64) -> None:
-        super().__init__(alphabet=AMINO_ACIDS, mask_letter="_", native_name=native_name)
+        super().__init__(alphabet=AMINO_ACIDS, mask_letter="_", native_name=native_name, logo_colors="chemistry")
         self.pll_batch = int(pll_batch)
 
     def named_region(self, name: str, sequence: str) -> tuple[int, int]:
