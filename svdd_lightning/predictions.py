@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from svdd_lightning.errors import ConfigError
+
 
 class IndexBatchDataset(Dataset):
     """Batches [k * B, (k + 1) * B) of 0..N-1, leaving out those whose first index is in ``skip``
@@ -48,14 +50,19 @@ def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
     order = torch.argsort(index)
     if torch.unique(index).numel() != index.numel():
         raise RuntimeError("duplicate sample indices across shards; the sampler split is broken")
+    keys = set(batches[0])
+    differing = sorted({k for b in batches for k in set(b) ^ keys})
+    if differing:  # shards of a resumed run written by another version: merged, they would mix two formats
+        raise ConfigError(f"prediction batches disagree on their keys ({', '.join(differing)}): the shards of an "
+                         f"interrupted run were written by another version; rerun with overwrite=true.")
     merged: dict[str, Any] = {"index": index[order]}
     for key, value in batches[0].items():
         if key == "index":
             continue
         if isinstance(value, torch.Tensor):
             merged[key] = torch.cat([b[key] for b in batches])[order]
-        else:  # None where a batch lacks it (a shard written by an older version, resumed)
-            merged[key] = [b.get(key) for b in batches]
+        else:  # per-batch records (e.g. calls), one per batch
+            merged[key] = [b[key] for b in batches]
     return merged
 
 

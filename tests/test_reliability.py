@@ -230,3 +230,19 @@ def test_a_sigtermed_value_training_resumes_to_the_same_weights(workdir, pretrai
         a = torch.load(whole / name, map_location="cpu", weights_only=False)["state_dict"]
         b = torch.load(out / name, map_location="cpu", weights_only=False)["state_dict"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_shards_of_another_version_are_refused_not_mixed():
+    """A resumed run merges its shards only when every batch has the same keys (no back-compat filling)."""
+    import torch
+
+    from svdd_lightning.errors import ConfigError
+    from svdd_lightning.predictions import merge_batches
+
+    a = {"index": torch.tensor([2, 3]), "samples": torch.tensor([[1], [2]]), "calls": {"made": 1}}
+    b = {"index": torch.tensor([0, 1]), "samples": torch.tensor([[3], [4]]), "calls": {"made": 2}}
+    merged = merge_batches([a, b])
+    assert merged["index"].tolist() == [0, 1, 2, 3] and merged["samples"].flatten().tolist() == [3, 4, 1, 2]
+    assert merged["calls"] == [{"made": 1}, {"made": 2}]
+    with pytest.raises(ConfigError, match="calls.*another version.*overwrite=true"):
+        merge_batches([a, {k: v for k, v in b.items() if k != "calls"}])
