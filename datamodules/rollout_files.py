@@ -78,8 +78,12 @@ def write_rollouts(cfg: DictConfig, output_dir: Path, diffusion, reward) -> Path
 def check_rollout_settings(path: Path, settings: dict) -> None:
     """Refuse to reuse an output_dir's rollouts drawn with other settings (another reward, model...)."""
     stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("settings")
-    if stored is None or stored == settings:  # files of earlier versions carry no settings
+    if stored == settings:
         return
+    if stored is None:  # no record of how they were drawn: reused, they could belong to another reward or model
+        raise ConfigError(f"{path} holds rollouts with no record of the settings they were drawn with (an earlier "
+                          f"version's file); delete it to draw them again, or pass value_training.rollouts={path} "
+                          f"to use them as they are.")
     differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
     raise ConfigError(f"{path} holds rollouts drawn with other settings ({', '.join(differ)} differ); use another "
                       f"output_dir=DIR, delete that file, or pass value_training.rollouts={path} "

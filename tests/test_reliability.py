@@ -246,3 +246,19 @@ def test_shards_of_another_version_are_refused_not_mixed():
     assert merged["calls"] == [{"made": 1}, {"made": 2}]
     with pytest.raises(ConfigError, match="calls.*another version.*overwrite=true"):
         merge_batches([a, {k: v for k, v in b.items() if k != "calls"}])
+
+
+def test_rollouts_without_settings_are_not_reused_silently(tmp_path):
+    import torch
+
+    from datamodules.rollout_files import check_rollout_settings
+    from svdd_lightning.errors import ConfigError
+
+    path = tmp_path / "rollouts.pt"
+    torch.save({"x_t": torch.zeros(1), "settings": {"seed": 0}}, path)
+    check_rollout_settings(path, {"seed": 0})
+    with pytest.raises(ConfigError, match="seed"):
+        check_rollout_settings(path, {"seed": 1})
+    torch.save({"x_t": torch.zeros(1)}, path)
+    with pytest.raises(ConfigError, match="no record of the settings.*value_training.rollouts="):
+        check_rollout_settings(path, {"seed": 0})
