@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from svdd_lightning.checkpoints import check_value_reward, load_state, read_checkpoint, shipped_value_path
 from svdd_lightning.cli import accepts
 from svdd_lightning.errors import ConfigError
-from svdd_lightning.reward_choice import (chosen_rewards, is_several, own_reward_node, reward_config, reward_label,
+from svdd_lightning.reward_choice import (COMBINATION_OPTIONS, MULTI_REWARD, chosen_rewards, is_several, own_reward_node, reward_config, reward_label,
                                           reward_option)
 
 
@@ -80,15 +80,22 @@ def build_diffusion(cfg: DictConfig, domain: Any) -> Any:
 def build_reward(cfg: DictConfig, domain: Any) -> Any:
     """The reward module of ``cfg.reward`` (a class or a plain function, rewards/build.py); one of ours must
     belong to the domain."""
-    from svdd_lightning.rewards.build import reward_from_config
-
     if is_several(cfg.reward):
         return build_multi_reward(cfg, domain)
+    chosen_rewards(cfg.reward)  # the reward names itself (else a list of it would have dropped it)
+    return build_one_reward(cfg, domain)
+
+
+def build_one_reward(cfg: DictConfig, domain: Any) -> Any:
+    """One reward (``cfg.reward``, or a component of several), built from its own keys."""
+    from svdd_lightning.rewards.build import reward_from_config
+
     reward = reward_from_config(own_reward_node(cfg), domain=domain)
     name = getattr(reward, "name", type(reward).__name__)
     target = str(cfg.reward.get("_target_", ""))
     if target.startswith("svdd_lightning.rewards") and name not in cfg.domain.rewards and name != "oracle":
-        raise ConfigError(f"reward={reward_label(cfg.reward)} is not a reward of domain '{cfg.domain.name}'; use one of "
+        label = reward_label(cfg.reward) if cfg.reward.get("components") else name
+        raise ConfigError(f"reward={label} is not a reward of domain '{cfg.domain.name}'; use one of "
                           f"{', '.join(cfg.domain.rewards)}, reward=oracle reward.checkpoint=PATH, or your own "
                           f"class or function with reward._target_=module.name.")
     return reward
@@ -129,6 +136,30 @@ def own_file_keys(node: DictConfig) -> DictConfig:
     return OmegaConf.masked_copy(node, [k for k in node if k not in ("defaults", "components")])
 
 
+def with_component_options(cfg: DictConfig, nodes: dict[str, DictConfig]) -> dict[str, DictConfig]:
+    """The components' own configs with the options given on the command line for one of them: Hydra merged the
+    chosen files into one node (the last file wins a shared key), so a key whose merged value is not the last
+    holder's own was set by the user, and goes to the one component that has it (reward=[instability,net_charge]
+    reward.sign=-1: net_charge's). A key that several components have, or none, is refused by name."""
+    merged = OmegaConf.to_container(cfg.reward, resolve=False)
+    own = {name: OmegaConf.to_container(node, resolve=False) for name, node in nodes.items()}
+    for key, value in merged.items():
+        if key in ("components", "defaults", *COMBINATION_OPTIONS):
+            continue
+        if key == "_target_" and value == MULTI_REWARD:  # reward=multi's own class, not a component's
+            continue
+        holders = [name for name in own if key in own[name]]
+        if holders and own[holders[-1]][key] == value:
+            continue  # as merged from the files: nothing set by the user
+        if len(holders) != 1:
+            which = f"several of the chosen rewards ({', '.join(holders)})" if holders else "none of the chosen rewards"
+            raise ConfigError(f"reward.{key}={value} is an option of {which} ({', '.join(own)}); with several "
+                              f"rewards an option on the command line must belong to exactly one of them (for "
+                              f"others, write a reward file with the options you want and choose it).")
+        nodes[holders[0]][key] = cfg.reward[key]
+    return nodes
+
+
 def multi_reward_scales(cfg: DictConfig, names: list[str]) -> list[float]:
     """reward.scales when given, else the domain's reward_scale per component (1 where it has none)."""
     given = cfg.reward.get("scales")
@@ -146,9 +177,9 @@ def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
     from svdd_lightning.rewards.multi import MultiReward
 
     specs = multi_reward_specs(cfg)
-    components = {name: build_reward(OmegaConf.create({"reward": multi_reward_node(cfg, spec), "domain": cfg.domain}),
-                                     domain)
-                  for name, spec in specs.items()}
+    nodes = with_component_options(cfg, {name: multi_reward_node(cfg, spec) for name, spec in specs.items()})
+    components = {name: build_one_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
+                  for name, node in nodes.items()}
     try:
         return MultiReward(components=components, weights=cfg.reward.get("weights"),
                            scales=multi_reward_scales(cfg, list(specs)), combine=cfg.reward.get("combine", "sum"),

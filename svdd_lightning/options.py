@@ -33,6 +33,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from svdd_lightning.annotations import conforms, describe, ranges_of, scalar_kind  # noqa: F401 (re-exported)
 from svdd_lightning.errors import ConfigError
+from svdd_lightning.reward_choice import COMBINATION_OPTIONS, is_several
 from svdd_lightning.ranges import AtLeastOne, FiniteFloat, Fraction, NonNegative, NonNegativeInt, Positive, Range
 
 
@@ -233,6 +234,17 @@ def _walk(node: DictConfig, prefix: str, table: Mapping[str, Any], *, owner: str
         raw = node._get_node(key)
         declared = lookup(BUILD_OPTIONS, full) or lookup(table, full)
         taken = signature is not None and key in signature[0]
+        if full == "reward" and isinstance(raw, DictConfig) and is_several(raw):
+            # Merged files of several rewards: their own keys are checked as each component is built (build.py
+            # with_component_options, then its constructor); here only the name mapping and the combination.
+            for name in ("components", *COMBINATION_OPTIONS):
+                if name in raw:
+                    resolved, value = leaf_value(raw, name)
+                    if resolved:
+                        yield Option(f"reward.{name}", value, lookup(BUILD_OPTIONS, f"reward.{name}"), "entry")
+            continue
+        if prefix == "reward." and key in COMBINATION_OPTIONS and taken:
+            declared = None  # a single reward of the user's own that takes e.g. alpha: its annotation applies
         if declared is None and isinstance(raw, DictConfig) and "_target_" in raw:
             yield from _walk(raw, f"{full}.", table, owner=str(raw._get_node("_target_")._value()))
             continue

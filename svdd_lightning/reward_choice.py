@@ -41,11 +41,17 @@ def chosen_specs(components: Any) -> list[str]:
                       f"reward=multi reward.components=[qed,my_module.my_score].")
 
 
+NAMELESS = ("the reward config does not name itself: every reward file holds a one-entry mapping of its name, "
+            "e.g. `components: {my_score: my_score}` in my_score.yaml (configs/reward/*.yaml all do), so that "
+            "reward=[a,b] can tell which rewards were chosen; add that line to your reward file.")
+
+
 def chosen_rewards(reward: DictConfig) -> dict[str, str]:
-    """{name: spec} of the rewards a reward node chose (one entry for a single reward)."""
+    """{name: spec} of the rewards a reward node chose (one entry for a single reward). A node without the name
+    mapping is refused: merged into a list, such a file would be dropped without a word."""
     specs = chosen_specs(reward.get("components"))
     if not specs:
-        return {CUSTOM: CUSTOM}
+        raise ConfigError(NAMELESS)
     named: dict[str, str] = {}
     for spec in specs:
         name = spec_name(spec)
@@ -63,13 +69,25 @@ def reward_option(specs: list[str]) -> str:
 
 
 def is_several(reward: DictConfig) -> bool:
-    """Several rewards at once: more than one chosen, or reward=multi (which then needs two or more)."""
-    return len(chosen_specs(reward.get("components"))) > 1 or str(reward.get("_target_", "")) == MULTI_REWARD
+    """Several rewards at once: more than one chosen, or reward=multi (which then needs two or more). A malformed
+    reward.components is not several: svdd_lightning/options.py then names it with the type it takes."""
+    try:
+        specs = chosen_specs(reward.get("components"))
+    except ConfigError:
+        specs = []
+    return len(specs) > 1 or str(reward.get("_target_", "")) == MULTI_REWARD
 
 
 def reward_label(reward: DictConfig) -> str:
     """The reward's name in file names, domain.reward_scale lookups and summaries: qed, or qed+sa."""
     return "+".join(chosen_rewards(reward))
+
+
+def combination_defaults() -> dict[str, Any]:
+    """configs/reward/shared/combination.yaml's values: what a single reward's node holds unless the user set one."""
+    from svdd_lightning.paths import CONFIG_DIR
+
+    return dict(OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "reward" / "shared" / "combination.yaml")))
 
 
 def takes_argument(target: str, key: str) -> bool:
@@ -84,12 +102,21 @@ def takes_argument(target: str, key: str) -> bool:
     return key in parameters and parameters[key].kind is not inspect.Parameter.VAR_KEYWORD
 
 
+def passes_combination_option(reward: DictConfig, key: str) -> bool:
+    """Whether a single reward gets the combination option ``key``: only when its class or function takes an
+    argument of that name and the user set it (a value other than shared/combination.yaml's), so a reward's own
+    default (say alpha=0.3) is not replaced by the combination's."""
+    target = "" if OmegaConf.is_missing(reward, "_target_") else str(reward.get("_target_", ""))
+    if not target or key not in reward or not takes_argument(target, key):
+        return False
+    return OmegaConf.to_container(reward, resolve=True)[key] != combination_defaults().get(key)
+
+
 def own_reward_node(cfg: DictConfig) -> DictConfig:
     """One reward's own config (``cfg.reward``): without its name mapping, and without the combination options
-    unless its class or function takes an argument of that name (a user's reward with an ``alpha`` keeps it)."""
+    (unless passes_combination_option)."""
     reward = cfg.reward
-    target = "" if OmegaConf.is_missing(reward, "_target_") else str(reward.get("_target_", ""))
-    drop = {"components", "defaults"} | {k for k in COMBINATION_OPTIONS if not (target and takes_argument(target, k))}
+    drop = {"components", "defaults"} | {k for k in COMBINATION_OPTIONS if not passes_combination_option(reward, k)}
     # A copy of the whole config, so that interpolations such as ${domain.name} still resolve in the node.
     root = copy.deepcopy(cfg)
     with open_dict(root.reward):

@@ -272,9 +272,11 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
         lines = ["index,sample,reward,reward_qed,reward_sa"]
         lines += [f"{i},C,{q + s},{q},{s}" for i, (q, s) in enumerate(zip(qed, sa))]
         (folder / "samples.csv").write_text("\n".join(lines) + "\n")
-        (folder / "summary.json").write_text(json.dumps({"wall_seconds": 1.5, "calls_per_sample": {"total": 80.0},
+        per_sample = {"asked": {"denoiser": 60.0, "value": 0.0, "reward": 40.0, "total": 100.0},
+                      "made": {"denoiser": 50.0, "value": 0.0, "reward": 30.0, "total": 80.0}}
+        (folder / "summary.json").write_text(json.dumps({"wall_seconds": 1.5, "wall_seconds_per_sample": 0.075,
+                                                         "calls": {"per_sample": per_sample},
                                                          "num_samples": 20, "seed": 0, "reward": "qed+sa",
-                                                         "nfe_requested_per_sample": {"denoiser": 60.0, "reward": 40.0},
                                                          "naturalness": {"uniqueness": 1.0}}))
     assert pareto.main(["--decoders", "pretrained", "svdd_pm", "--num_samples", "20",
                         "--output_dir", str(tmp_path)]) == 0
@@ -287,3 +289,45 @@ def test_pareto_benchmark_reads_finished_runs_and_reports_intervals(tmp_path):
     assert "| svdd_pm |" in (tmp_path / "pareto.md").read_text() and (tmp_path / "pareto.png").stat().st_size > 1000
     with pytest.raises(SystemExit, match="other settings"):  # a finished run of 20 samples is not one of 64
         pareto.main(["--decoders", "pretrained", "--num_samples", "64", "--output_dir", str(tmp_path)])
+
+
+def test_the_merged_files_of_several_rewards_are_checked_per_component():
+    """reward=[net_charge,instability]: net_charge's ph and sign are not InstabilityReward's options, and that is
+    no error; an option given on the command line goes to the one component that has it."""
+    from svdd_lightning.build import build_domain, build_reward
+    from svdd_lightning.options import check_config
+
+    cfg = compose_decode("domain=antibody", "reward=[net_charge,instability]", "reward.sign=-1")
+    check_config(cfg, entry="decode")
+    reward = build_reward(cfg, build_domain(cfg))
+    assert list(reward.components) == ["net_charge", "instability"]
+    assert reward.components["net_charge"].inner.fn(["KKKKRR"])[0] < 0  # sign=-1 reached net_charge
+    check_config(compose_decode("domain=image", "reward=[digit,compressibility]"), entry="decode")
+    both = compose_decode("domain=image", "reward=[digit,oracle]", "reward.checkpoint=x.ckpt")
+    with pytest.raises(ConfigError, match="reward.checkpoint=x.ckpt is an option of several.*digit, oracle"):
+        build_reward(both, build_domain(both))
+    none = compose_decode("domain=molecule", "reward=[qed,sa]", "+reward.depth=3")
+    with pytest.raises(ConfigError, match="reward.depth=3 is an option of none of the chosen rewards"):
+        build_reward(none, build_domain(none))
+
+
+def test_a_reward_file_that_does_not_name_itself_is_refused():
+    from omegaconf import open_dict
+
+    from svdd_lightning.build import build_domain, build_reward
+
+    cfg = compose_decode("domain=molecule", "reward=qed")
+    with open_dict(cfg.reward):
+        del cfg.reward.components
+    with pytest.raises(ConfigError, match="does not name itself.*components: \\{my_score: my_score\\}"):
+        build_reward(cfg, build_domain(cfg))
+
+
+def test_a_users_reward_keeps_its_own_alpha_unless_it_is_set():
+    from svdd_lightning.build import build_domain, build_reward
+
+    target = "reward._target_=tests.user_reward.length_to_the_alpha"
+    for given, expected in (([], 0.3), (["reward.alpha=2"], 2.0)):
+        cfg = compose_decode("domain=molecule", "reward=function", target, *given)
+        reward = build_reward(cfg, build_domain(cfg))
+        assert getattr(reward.inner.fn, "keywords", {}).get("alpha", 0.3) == expected

@@ -71,3 +71,8 @@ def nitrogen_count(smiles: list[str], element: str = "N") -> list[float]:
         mol = Chem.MolFromSmiles(s)
         out.append(0.0 if mol is None else float(sum(a.GetSymbol() == element for a in mol.GetAtoms())))
     return out
+
+
+def length_to_the_alpha(smiles: list[str], alpha: float = 0.3) -> list[float]:
+    """A user's function with an argument named like a combination option (configs/reward/shared/combination.yaml)."""
+    return [len(s) ** alpha for s in smiles]
