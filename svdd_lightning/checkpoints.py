@@ -34,7 +34,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} does not exist. Pass an existing file (diffusion.checkpoint=PATH, "
             f"value.checkpoint=PATH or reward.checkpoint=PATH), or train one with `python train.py stage=...` "
-            f"(see README)."
+            f"(see docs/tutorials/training.md)."
         )
     try:
         return load_tensors_only(path)

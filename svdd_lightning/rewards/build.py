@@ -39,7 +39,7 @@ def reward_from_config(node: DictConfig | dict, *, domain: Any) -> Reward:
     """Build the reward a config node describes (see the module docstring)."""
     if isinstance(node, DictConfig) and OmegaConf.is_missing(node, "_target_"):
         raise ConfigError("reward=function needs your function: pass reward._target_=my_module.my_function (a function "
-                          "of a list of objects returning one float each; see README, Your own reward).")
+                          "of a list of objects returning one float each; see docs/tutorials/own-reward.md).")
     if isinstance(node, DictConfig):
         missing = sorted(OmegaConf.missing_keys(node))
         if missing:
