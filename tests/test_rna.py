@@ -323,7 +323,9 @@ def test_train_then_decode_rna_end_to_end(tmp_path):
         "trainer.max_steps=3", "pretrain.val_check_interval=2", "logger=none", f"output_dir={pre}", *TINY,
         tmp=tmp_path)
     ckpt = torch.load(pre / "pretrained.ckpt", weights_only=False)
-    assert ckpt["svdd"] == {"kind": "diffusion", "domain": "rna"}
+    meta = ckpt["svdd"]  # the checkpoint also knows its model (svdd_lightning/model_description.py)
+    assert {k: meta[k] for k in ("kind", "domain")} == {"kind": "diffusion", "domain": "rna"}
+    assert meta["model"]["_target_"] == "svdd_lightning.diffusion.masked.MaskedDiffusion"
     assert json.loads((pre / "heldout_3mer.json").read_text())["kmers"][:2] == ["AAA", "AAC"]
 
     out = tmp_path / "decode"
