@@ -36,6 +36,9 @@ def plain_name(path: Path) -> str:
     return path.name.lower().removesuffix(".gz")
 
 
+TABLE_SUFFIXES = (".csv", ".tsv")  # tables of sequences or of SMILES alike; table_separator reads which
+
+
 def table_separator(path: Path) -> str:
     return "\t" if plain_name(path).endswith(".tsv") else ","
 

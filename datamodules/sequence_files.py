@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from datamodules.files import (accepted, compression, format_of, is_gzip, open_text, require_bytes, require_file,
-                               require_label_columns, table_separator)
+from datamodules.files import (TABLE_SUFFIXES, accepted, compression, format_of, is_gzip, open_text, require_bytes,
+                               require_file, require_label_columns, table_separator)
 from svdd_lightning.errors import DataError, data_error
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
-TABLE_SUFFIXES = (".csv", ".tsv")
 FORMATS = {"fasta": FASTA_SUFFIXES, "table": TABLE_SUFFIXES}
 ACCEPTED = accepted(FORMATS)
 

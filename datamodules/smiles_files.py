@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.files import (accepted, compression, format_of, open_text, require_bytes, require_file,
-                               require_label_columns, table_separator)
+from datamodules.files import (TABLE_SUFFIXES, accepted, compression, format_of, open_text, require_bytes,
+                               require_file, require_label_columns, table_separator)
 from svdd_lightning.errors import DataError, data_error
 
 SMILES_SUFFIXES = (".smi", ".smiles", ".txt")
-TABLE_SUFFIXES = (".csv", ".tsv")
 FORMATS = {"smi": SMILES_SUFFIXES, "table": TABLE_SUFFIXES}
 ACCEPTED = accepted(FORMATS)
 # Label cells read as missing (the row is dropped and counted), not as a bad number.

@@ -117,7 +117,7 @@ def multi_reward_node(cfg: DictConfig, spec: str) -> DictConfig:
     from svdd_lightning.paths import resolve_path
 
     if "." in spec:
-        node = own_file_keys(OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml")))
+        node = OmegaConf.load(resolve_path(Path("configs") / "reward" / "function.yaml"))
         node._target_ = spec
         return node
     if spec == "function":
@@ -128,12 +128,12 @@ def multi_reward_node(cfg: DictConfig, spec: str) -> DictConfig:
         raise ConfigError(f"reward component '{spec}' is not a reward of domain '{cfg.domain.name}'; use some of "
                           f"{', '.join(cfg.domain.rewards)}, or a function by its import path "
                           f"(reward=multi reward.components=[{cfg.domain.rewards[0]},my_module.my_score]).")
-    return own_file_keys(OmegaConf.load(path))
+    return OmegaConf.load(path)  # its defaults list and name mapping are left out where it is built (own_reward_node)
 
 
-def own_file_keys(node: DictConfig) -> DictConfig:
-    """A reward file's own keys, read alone: not its defaults list (the combination options) nor its name."""
-    return OmegaConf.masked_copy(node, [k for k in node if k not in ("defaults", "components")])
+def component_config(cfg: DictConfig, node: DictConfig) -> DictConfig:
+    """A component's reward node in a config of its own, beside the domain its interpolations read."""
+    return OmegaConf.create({"reward": node, "domain": cfg.domain})
 
 
 def with_component_options(cfg: DictConfig, nodes: dict[str, DictConfig]) -> dict[str, DictConfig]:
@@ -178,8 +178,7 @@ def build_multi_reward(cfg: DictConfig, domain: Any) -> Any:
 
     specs = multi_reward_specs(cfg)
     nodes = with_component_options(cfg, {name: multi_reward_node(cfg, spec) for name, spec in specs.items()})
-    components = {name: build_one_reward(OmegaConf.create({"reward": node, "domain": cfg.domain}), domain)
-                  for name, node in nodes.items()}
+    components = {name: build_one_reward(component_config(cfg, node), domain) for name, node in nodes.items()}
     try:
         return MultiReward(components=components, weights=cfg.reward.get("weights"),
                            scales=multi_reward_scales(cfg, list(specs)), combine=cfg.reward.get("combine", "sum"),
@@ -232,7 +231,7 @@ def build_multi_value(cfg: DictConfig, checkpoints: dict[str, str], reward: Any,
     specs = multi_reward_specs(cfg)
     components, targets = {}, []
     for name, path in checkpoints.items():
-        check_value_reward(path, OmegaConf.to_container(multi_reward_node(cfg, specs[name]), resolve=True))
+        check_value_reward(path, reward_config(component_config(cfg, multi_reward_node(cfg, specs[name]))))
         targets.append(str(read_checkpoint(path).get("svdd", {}).get("value_target", "mean")))
         node = OmegaConf.merge(cfg.value, {"checkpoint": path})
         components[name] = build_with_checkpoint(node, kind="value", domain=cfg.domain.name, prefix="value.", **kwargs)

@@ -12,6 +12,7 @@ is configs/reward/shared/combination.yaml, which every reward file lists in its 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Any
 
@@ -21,7 +22,7 @@ from svdd_lightning.errors import ConfigError
 
 COMBINATION_OPTIONS = ("weights", "scales", "combine", "alpha")  # configs/reward/shared/combination.yaml
 MULTI_REWARD = "svdd_lightning.rewards.multi.MultiReward"
-CUSTOM = "custom"  # the name of a user's reward file that does not name itself
+CUSTOM = "custom"  # the resolver's name for a node without a name mapping (build.py then refuses it)
 
 
 def spec_name(spec: str) -> str:
@@ -83,6 +84,7 @@ def reward_label(reward: DictConfig) -> str:
     return "+".join(chosen_rewards(reward))
 
 
+@functools.cache
 def combination_defaults() -> dict[str, Any]:
     """configs/reward/shared/combination.yaml's values: what a single reward's node holds unless the user set one."""
     from svdd_lightning.paths import CONFIG_DIR
@@ -109,7 +111,10 @@ def passes_combination_option(reward: DictConfig, key: str) -> bool:
     target = "" if OmegaConf.is_missing(reward, "_target_") else str(reward.get("_target_", ""))
     if not target or key not in reward or not takes_argument(target, key):
         return False
-    return OmegaConf.to_container(reward, resolve=True)[key] != combination_defaults().get(key)
+    value = reward[key]
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return value != combination_defaults().get(key)
 
 
 def own_reward_node(cfg: DictConfig) -> DictConfig:
@@ -129,8 +134,9 @@ def reward_config(cfg: DictConfig) -> dict[str, Any]:
     """The reward as it is built, as a plain dict (recorded with values and rollouts, and checked against them):
     one reward's own config, or for several the combination in reward=multi's form (its components listed)."""
     if is_several(cfg.reward):
+        merged = OmegaConf.to_container(cfg.reward, resolve=True)
         return {"_target_": MULTI_REWARD, "components": list(chosen_rewards(cfg.reward).values()),
-                **{k: OmegaConf.to_container(cfg.reward, resolve=True).get(k) for k in COMBINATION_OPTIONS}}
+                **{k: merged.get(k) for k in COMBINATION_OPTIONS}}
     return OmegaConf.to_container(own_reward_node(cfg), resolve=True)
 
 
