@@ -40,9 +40,10 @@ from pathlib import Path
 
 from callbacks.benchmark_cells import CellLogger
 from svdd_lightning.tasks.benchmark_plan import ALL_TASKS, DECODERS, FULL, QUICK, known_decoders
-from svdd_lightning.tasks.benchmark_report import report_from, write_report
+from svdd_lightning.tasks.benchmark_report import report_from, with_intervals, write_report
 from svdd_lightning.tasks.benchmark_rows import is_failed
 from svdd_lightning.tasks.benchmark_run import run_one, run_scaling, shown
+from svdd_lightning.tasks.benchmark_seeds import pooled_row, seed_dir_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="the four default tasks with small runs")
     parser.add_argument("--output_dir", required=True, help="where benchmark.md/.json, plots and runs go")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                        help="several seeds per table cell, each a decode of --num_samples samples, pooled into one "
+                             "row with the seed-to-seed spread beside the bootstrap interval (default: --seed alone)")
     parser.add_argument("--decoders", nargs="+", default=DECODERS, metavar="NAME",
                         help="a subset of methods (default: the library's eight), or a decoder of your own: a "
                              "decoder/NAME.yaml in a --search_path directory")
@@ -61,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", nargs="+", metavar="DOMAIN/REWARD", help="a subset of tasks, e.g. dna/hepg2_motif")
     parser.add_argument("--num_samples", type=int,
                         help="samples per table cell (default: the mode's; also caps the samples per scaling point)")
+    parser.add_argument("--batch_size", type=int,
+                        help="samples decoded together per table cell, the population of SMC and SVDD-R (default: the "
+                             "mode's, at most --num_samples)")
     parser.add_argument("--num_candidates", type=int, help="M of the table, for every method (default: the mode's)")
     parser.add_argument("--budgets", type=int, nargs="+", metavar="B",
                         help="decoder.num_candidates of the scaling comparison (default: 1 2 4 8 16)")
@@ -96,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_samples:
         changes.update(num_samples=args.num_samples, batch_size=min(mode.batch_size, args.num_samples),
                        scaling_samples=min(mode.scaling_samples, args.num_samples))
+    if args.batch_size:
+        if args.batch_size < 1:
+            parser.error("--batch_size must be a positive integer")
+        changes["batch_size"] = min(args.batch_size, args.num_samples or mode.num_samples)
     if args.scaling_samples:
         changes["scaling_samples"] = args.scaling_samples
     if "scaling_samples" in changes:
@@ -137,25 +148,34 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: P
     # the table's order, whatever the order asked; then decoders of the search path, as asked
     decoders = [dec for dec in DECODERS if dec in args.decoders] + \
         [dec for dec in dict.fromkeys(args.decoders) if dec not in DECODERS]
-    plan = [(d, r, dec) for d, r in mode.tasks for dec in decoders]
-    for i, (domain, reward, decoder) in enumerate(plan, 1):
+    seeds = list(dict.fromkeys(args.seeds or [args.seed]))
+    cells_plan = [(d, r, dec) for d, r in mode.tasks for dec in decoders]
+    # Seeds outermost: a run stopped partway has whole tables of its first seeds, not some cells of every seed.
+    plan = [(seed, *cell) for seed in seeds for cell in cells_plan]
+    per_seed: dict[tuple, list[dict]] = {cell: [] for cell in cells_plan}
+    for i, (seed, domain, reward, decoder) in enumerate(plan, 1):
         tic = time.perf_counter()
         row = run_one(domain=domain, reward=reward, decoder=decoder, num_samples=mode.num_samples,
-                      batch_size=mode.batch_size, num_candidates=mode.num_candidates, seed=args.seed,
-                      run_dir=out / "runs" / f"{domain}-{reward}-{decoder}", search_path=args.search_path)
+                      batch_size=mode.batch_size, num_candidates=mode.num_candidates, seed=seed,
+                      run_dir=out / "runs" / seed_dir_name(f"{domain}-{reward}-{decoder}", seed, seeds),
+                      search_path=args.search_path)
+        per_seed[(domain, reward, decoder)].append(row)
+        label = f" seed {seed}" if len(seeds) > 1 else ""
+        print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}{label}: {shown(row)} "
+              f"({time.perf_counter() - tic:.0f} s)", flush=True)
+    for cell in cells_plan:
+        row = with_intervals(pooled_row(per_seed[cell]))
         rows.append(row)
         cells.log(row, "table")
-        print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}: {shown(row)} ({time.perf_counter() - tic:.0f} s)",
-              flush=True)
     table_seconds = time.perf_counter() - start
 
     scaling = [] if (args.no_scaling or args.no_ablation) else \
-        run_scaling(mode, decoders, rows, seed=args.seed, out=out, on_row=lambda row: cells.log(row, "scaling"),
+        run_scaling(mode, decoders, rows, seed=seeds[0], out=out, on_row=lambda row: cells.log(row, "scaling"),
                     search_path=args.search_path)
 
     wall = time.perf_counter() - start
     machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    meta = {"mode": asdict(mode), "seed": args.seed, "wall_seconds": round(wall, 1),
+    meta = {"mode": asdict(mode), "seed": seeds[0], "seeds": seeds, "wall_seconds": round(wall, 1),
             "table_seconds": round(table_seconds, 1), "scaling_seconds": round(wall - table_seconds, 1),
             # CPU seconds of this process: with other jobs on the cores, wall time alone overstates the cost.
             "cpu_seconds": round(time.process_time() - cpu_start, 1), "machine": machine, "wandb": cells.meta(),

@@ -152,6 +152,32 @@ def scaling_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
     return lines + [""]
 
 
+def seeds_text(meta: dict) -> str:
+    """``seed 0``, or ``seeds 0, 1, 2 (each cell pools one decode per seed)``."""
+    seeds = meta.get("seeds") or [meta["seed"]]
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {', '.join(map(str, seeds))} (per seed and cell; each cell pools one decode per seed)"
+
+
+def seed_spread_table(rows: list[dict], tasks) -> list[str]:
+    """The median of each seed's decode, per cell: the run-to-run spread beside the pooled bootstrap interval
+    (which treats SMC's and SVDD-R's coupled samples as independent). Empty for a single-seed run."""
+    if not any(len(r.get("seed_medians", ())) > 1 for r in rows):
+        return []
+    columns = methods(rows)
+    lines = ["Median of each seed's decode (seed-to-seed spread; compare with the pooled interval above):", "",
+             "| Task | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for domain, reward in tasks:
+        cells = []
+        for dec in columns:
+            r = find(rows, domain, reward, dec)
+            cells.append("n/a" if r is None or not is_ok(r) or "seed_medians" not in r
+                         else " / ".join(fmt(m) for m in r["seed_medians"]))
+        lines.append(f"| {domain} / {reward} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling: list[dict]) -> list[dict]:
     """benchmark.json, benchmark.md and the plots from the runs' rows (with per-sample rewards)."""
     checks = ordering_checks(rows, mode.tasks)
@@ -171,7 +197,7 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling
     changed = "" if mode == named else ", changed by the options of the command below"
     md = [f"# Benchmark ({mode.name} mode{changed})", "",
           f"`{meta['command']}`: {mode.num_samples} samples per cell (batches of {mode.batch_size}), "
-          f"M = {mode.num_candidates}, seed {meta['seed']}, {wall / 60:.1f} min on {meta['machine']}"
+          f"M = {mode.num_candidates}, {seeds_text(meta)}, {wall / 60:.1f} min on {meta['machine']}"
           + (f" ({meta['cpu_seconds'] / 60:.1f} CPU min in the benchmark's process)" if "cpu_seconds" in meta else "")
           + ".", "",
           "Intervals are 95% percentile bootstrap intervals over the cell's per-sample rewards "
@@ -185,6 +211,7 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling
                *table1(rows, mode.tasks, "q90"), "",
                "Naturalness of the same samples (higher is more natural, except frechet_distance):", "",
                *naturalness_table(rows, mode.tasks), "",
+               *seed_spread_table(rows, mode.tasks),
                "Ordering checks (SVDD-PM > Best-of-N > pre-trained in median; SVDD-PM median above the pre-trained "
                "90th percentile), read from the intervals: a method **beats** another only where their 95% intervals "
                "do not overlap, and overlapping intervals are **not distinguishable** at this sample size (neither a "
@@ -224,11 +251,12 @@ def report_from(out: Path) -> None:
     def read(stored: dict) -> dict:
         row = read_row(stored, default_budget=mode.num_candidates)
         if is_ok(row):
-            row["rewards"] = read_rewards(Path(row["output_dir"]))
+            dirs = row["output_dir"] if isinstance(row["output_dir"], list) else [row["output_dir"]]
+            row["rewards"] = [x for d in dirs for x in read_rewards(Path(d))]  # pooled seeds: every run's
         return with_intervals(row)
 
     rows, scaling = ([read(r) for r in data.get(part, [])] for part in ("rows", "scaling"))
-    meta = {k: data[k] for k in ("mode", "seed", "wall_seconds", "machine", "command") if k in data}
+    meta = {k: data[k] for k in ("mode", "seed", "seeds", "wall_seconds", "machine", "command") if k in data}
     meta.update({k: data[k] for k in ("table_seconds", "scaling_seconds", "cpu_seconds", "wandb") if k in data})
     meta["mode"] = asdict(mode)
     write_report(out, mode=mode, meta=meta, rows=rows, scaling=scaling)
