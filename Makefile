@@ -21,6 +21,9 @@ $(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
 	# AntiBERTy's trained weights ship inside this wheel (1.0 ships none); its own dependencies want transformers 4, and
 	# we read its weights and vocabulary by path into transformers 5's BertForMaskedLM (svdd_lightning/networks/antiberty.py).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps antiberty==0.1.3
+	# Ehrlich functions and their genetic algorithm (domain=ehrlich): pytorch-holo pins numpy<2 in its metadata but runs
+	# on numpy 2; what it really imports (botorch, pooch, pandas, hydra-core, wandb) comes from requirements.txt.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps pytorch-holo==0.0.5
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

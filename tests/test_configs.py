@@ -47,7 +47,8 @@ def test_every_decoder_composes_and_instantiates(decoder):
 
 REWARD_DOMAIN = {"qed": "molecule", "sa": "molecule", "logp": "molecule", "mfe": "rna", "compressibility": "image",
                  "digit": "image", "oracle": "image", "aesthetic": "latent_image",
-                 "hydrophobicity": "antibody", "instability": "antibody", "net_charge": "antibody", "multi": "molecule"}
+                 "hydrophobicity": "antibody", "instability": "antibody", "net_charge": "antibody", "multi": "molecule",
+                 "ehrlich": "ehrlich"}
 
 
 @pytest.fixture(scope="module")

@@ -46,9 +46,10 @@ def raised(cell: dict, exc: BaseException, run_dir: Path) -> dict:
 
 
 def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_size: int, num_candidates: int,
-            seed: int, run_dir: Path, search_path: Sequence[str] = ()) -> dict:
+            seed: int, run_dir: Path, search_path: Sequence[str] = (), more_options: Sequence[str] = ()) -> dict:
     """One decode.py run: a decoded row (its summary plus the per-sample rewards), a skipped row (the method
-    cannot run on this cell) or a failed row (it raised)."""
+    cannot run on this cell) or a failed row (it raised). ``more_options``: more decode.py options, after the cell's
+    (benchmarks/ehrlich.py: the function's preset and the decoder's budget shape)."""
     from hydra.errors import InstantiationException
 
     from omegaconf import open_dict
@@ -63,7 +64,7 @@ def run_one(*, domain: str, reward: str, decoder: str, num_samples: int, batch_s
                  f"batch_size={batch_size}", f"seed={seed}",
                  *([] if single_point(decoder, search_path) else budget_options(decoder, num_candidates)),
                  f"output_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false",
-                 *search_path_override(search_path)]
+                 *search_path_override(search_path), *more_options]
     row = {"domain": domain, "reward": reward, "decoder": decoder, "budget": num_candidates,
            "num_samples": num_samples, "batch_size": batch_size, "seed": seed}
     run_dir.mkdir(parents=True, exist_ok=True)
