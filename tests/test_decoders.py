@@ -11,6 +11,7 @@ from svdd_lightning.decoders.pretrained import PretrainedSampler
 from svdd_lightning.decoders.dps import DPS
 from svdd_lightning.decoders.smc import SMC
 from svdd_lightning.decoders.svdd import SVDD, SVDDR
+from svdd_lightning.decoders.svdd_smc import NestedSMC
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from svdd_lightning.calls import CallMeter
 from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
@@ -34,6 +35,9 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=No
         return SVDD(reward=reward, value=value, num_candidates=m, alpha=alpha)
     if kind == "smc":
         return SMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), alpha=0.05)
+    if kind == "svdd_smc":
+        return NestedSMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
+                         particles=2, alpha=0.05)
     if kind == "svdd_r":
         return SVDDR(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
                      resample_fraction=0.25)
@@ -45,9 +49,9 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=No
     raise AssertionError(kind)
 
 
-KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps", "beam"]
+KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps", "beam", "svdd_smc"]
 # Their batch members interact (the batch is a population), so a sample depends on its batch.
-POPULATION_KINDS = {"smc", "svdd_r"}
+POPULATION_KINDS = {"smc", "svdd_r", "svdd_smc"}
 
 
 class DecoderContract:

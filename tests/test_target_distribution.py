@@ -55,6 +55,7 @@ from svdd_lightning import ops
 from svdd_lightning.decoders.pretrained import PretrainedSampler
 from svdd_lightning.decoders.smc import SMC
 from svdd_lightning.decoders.svdd import SVDD
+from svdd_lightning.decoders.svdd_smc import NestedSMC
 from svdd_lightning.diffusion.masked import MaskedDiffusion
 from svdd_lightning.rewards.base import Reward
 from svdd_lightning.values.base import ValueFunction
@@ -428,6 +429,32 @@ def test_smc_with_a_wrong_alpha_fails_the_bar(exact):
                   alpha=4 * ALPHA)
     hist, _ = draw(decoder, exact.diffusion)
     assert tv(hist, p_wrong) < BAR
+    assert tv(hist, exact.p_alpha) > BAR, tv(hist, exact.p_alpha)
+
+
+# -- nested SMC: SVDD made exact ----------------------------------------------------------------
+class KeptCandidateWeight(NestedSMC):
+    """A deliberately wrong nested weight: the kept candidate's exp((v - v_t) / alpha), SMC's weight for a move of
+    the pre-trained model, put on SVDD's already tilted proposal (the tilt counts twice)."""
+
+    def incremental_log_weight(self, step: Tensor, keep: Tensor) -> Tensor:
+        return step.gather(1, keep[:, None]).squeeze(1)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_svdd_smc_samples_p_alpha_where_svdd_alone_is_biased(exact, m):
+    """At M = 2 and 4, SVDD alone with the exact soft value misses the bar (its exact law); the same proposal with
+    the nested importance weight, resampled on low ESS and at the end, samples p_alpha."""
+    svdd_law = svdd_output_distribution(exact.matrices, exact.soft_values, ALPHA, m)
+    assert tv(svdd_law, exact.p_alpha) > BAR
+    hist, _ = draw(NestedSMC(reward=exact.reward, value=exact.value(), num_candidates=m, alpha=ALPHA), exact.diffusion)
+    distance = tv(hist, exact.p_alpha)
+    assert distance < BAR, (distance, tv(svdd_law, exact.p_alpha), expected_sampling_tv(exact.p_alpha, NUM_SAMPLES))
+
+
+def test_svdd_smc_with_a_wrong_weight_fails_the_bar(exact):
+    hist, _ = draw(KeptCandidateWeight(reward=exact.reward, value=exact.value(), num_candidates=4, alpha=ALPHA),
+                   exact.diffusion)
     assert tv(hist, exact.p_alpha) > BAR, tv(hist, exact.p_alpha)
 
 
