@@ -96,12 +96,11 @@ def ga_rows(*, preset: str, variant: str, seed: int, population: int, out: Path)
     from omegaconf import OmegaConf
 
     from svdd_lightning.atomic import atomic_write_text
-    from svdd_lightning.domains.ehrlich import OPTIMUM, ehrlich_values, holo_ehrlich
+    from svdd_lightning.domains.ehrlich import FUNCTION_KEYS, OPTIMUM, ehrlich_values, holo_ehrlich
     from svdd_lightning.paths import CONFIG_DIR
 
-    args = dict(OmegaConf.load(CONFIG_DIR / "ehrlich" / f"{preset}.yaml"))
-    args.pop("name")
-    function = holo_ehrlich(**args)
+    node = OmegaConf.load(CONFIG_DIR / "ehrlich" / f"{preset}.yaml")
+    function = holo_ehrlich(**{k: node[k] for k in FUNCTION_KEYS})
     mutation = GA_VARIANTS[variant]["mutation_prob"] or 1.0 / function.dim
     # The same number of Markov-process samples as the decoders return, different per seed (holo's
     # initial_solution always draws the same ones, so draw more and take a seeded subset).

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 PROCESS = ("num_states", "dim", "random_seed")
 
 
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checkpoint = torch.load(args.source, map_location="cpu", weights_only=True)
     meta = checkpoint["svdd"]
-    preset = dict(OmegaConf.load(REPO / "configs" / "ehrlich" / f"{args.preset}.yaml"))
-    name = preset.pop("name")
+    from svdd_lightning.domains.ehrlich import FUNCTION_KEYS
+
+    node = OmegaConf.load(REPO / "configs" / "ehrlich" / f"{args.preset}.yaml")
+    name, preset = node.name, {k: node[k] for k in FUNCTION_KEYS}
     differs = [k for k in PROCESS if meta["ehrlich"][k] != preset[k]]
     if differs:
         sys.exit(f"error: {args.source} learned another Markov process ({', '.join(differs)} differ from preset "

@@ -120,3 +120,19 @@ def test_decode_py_on_the_shipped_preset_reports_feasibility_and_the_optimum(tmp
     assert nat["feasible_fraction"] > 0  # the shipped prior keeps samples feasible
     assert nat["best_value"] == pytest.approx(summary["reward_stats"]["max"])  # a feasible sample is the best
     assert (out / "samples.fasta").read_text().startswith(">sample_0")
+
+
+def test_the_reward_outside_the_ehrlich_domain_names_the_fix():
+    from hydra import compose, initialize_config_dir
+
+    from svdd_lightning.build import build_domain, build_reward
+    from svdd_lightning.paths import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("decode", overrides=["domain=dna", "reward=ehrlich"])
+    with pytest.raises(Exception) as info:  # Hydra wraps the constructor's error; the CLI prints the cause
+        build_reward(cfg, build_domain(cfg))
+    cause = info.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, ConfigError) and "domain=ehrlich" in str(cause)

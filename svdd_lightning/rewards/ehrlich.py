@@ -22,9 +22,16 @@ class EhrlichReward(Reward):
     units: ClassVar[str] = "fraction of motifs present, quantised (optimum 1)"
     is_differentiable: ClassVar[bool] = False
 
-    def __init__(self, *, num_states: int, dim: int, num_motifs: int, motif_length: int, quantization: int | None,
-                 random_seed: int, infeasible_value: float = -1.0) -> None:
+    def __init__(self, *, num_states: int | None, dim: int | None, num_motifs: int | None, motif_length: int | None,
+                 quantization: int | None, random_seed: int | None, infeasible_value: float = -1.0) -> None:
+        """The function's arguments come from the ``ehrlich`` preset (configs/ehrlich/); None (no preset: another
+        domain) is refused with the fix."""
         super().__init__()
+        if None in (num_states, dim, num_motifs, motif_length, random_seed):
+            from svdd_lightning.errors import ConfigError
+
+            raise ConfigError("reward=ehrlich scores sequences of an Ehrlich function, which only domain=ehrlich "
+                              "defines: run it with domain=ehrlich (and ehrlich=hard or ehrlich=moderate).")
         if not infeasible_value < 0.0:
             raise ValueError(f"reward.infeasible_value={infeasible_value} must be below 0, the lowest feasible value, "
                              "so that infeasible sequences rank below every feasible one (e.g. -1.0)")
