@@ -65,6 +65,16 @@ COMMON_OPTIONS: dict[str, Any] = {
     "value_network": dict | None,  # the domain's learned-value network (null: it has none)
     "guidance_scale": NonNegative,
     "negative_prompt": str,
+    # domain=ehrlich's function (configs/ehrlich/NAME.yaml); the domain, the reward and the DataModule check its
+    # combinations (svdd_lightning/domains/ehrlich.py)
+    "ehrlich.name": str,
+    "ehrlich.num_states": AtLeastOne,
+    "ehrlich.dim": AtLeastOne,
+    "ehrlich.num_motifs": AtLeastOne,
+    "ehrlich.motif_length": AtLeastOne,
+    "ehrlich.quantization": AtLeastOne | None,
+    "ehrlich.random_seed": NonNegativeInt,
+    "ehrlich.reward_scale": Positive,
 }
 
 DECODE_OPTIONS: dict[str, Any] = {

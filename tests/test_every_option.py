@@ -23,8 +23,8 @@ from omegaconf import OmegaConf, open_dict
 from svdd_lightning.options import ENTRY_OPTIONS, conforms, describe, ranges_of, scalar_kind, walk
 from tests.helpers import ROOT
 
-DOMAINS = ["dna", "rna", "molecule", "image", "latent_image", "antibody"]
-DECODERS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "dps", "svdd_r", "beam"]
+DOMAINS = ["dna", "rna", "molecule", "image", "latent_image", "antibody", "ehrlich"]
+DECODERS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "dps", "svdd_r", "beam", "svdd_smc"]
 COMPOSITIONS = ([("decode", [f"decoder={d}"]) for d in DECODERS] + [("decode", [f"domain={d}"]) for d in DOMAINS]
                 + [("train", [f"domain={d}", f"stage={s}"]) for d in DOMAINS for s in ("pretrain", "value", "oracle")])
 
