@@ -12,6 +12,7 @@ from svdd_lightning.decoders.dps import DPS
 from svdd_lightning.decoders.smc import SMC
 from svdd_lightning.decoders.svdd import SVDD, SVDDR
 from svdd_lightning.decoders.svdd_smc import NestedSMC
+from svdd_lightning.decoders.tree import TreeSearch
 from svdd_lightning.values.posterior_mean import PosteriorMeanValue
 from svdd_lightning.calls import CallMeter
 from tests.helpers import counted, gc_reward, tiny_masked, tiny_value
@@ -38,6 +39,9 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=No
     if kind == "svdd_smc":
         return NestedSMC(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
                          particles=2, alpha=0.05)
+    if kind in ("tree", "tree_search"):
+        return TreeSearch(reward=reward, num_candidates=m, alpha=0.05,
+                          mode="search" if kind == "tree_search" else "sample")
     if kind == "svdd_r":
         return SVDDR(reward=reward, value=PosteriorMeanValue(reward=reward, diffusion=diffusion), num_candidates=m,
                      resample_fraction=0.25)
@@ -49,7 +53,7 @@ def make_decoder(kind: str, diffusion, m: int = 3, alpha: float = 0.0, reward=No
     raise AssertionError(kind)
 
 
-KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps", "beam", "svdd_smc"]
+KINDS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "svdd_r", "dps", "beam", "svdd_smc", "tree", "tree_search"]
 # Their batch members interact (the batch is a population), so a sample depends on its batch.
 POPULATION_KINDS = {"smc", "svdd_r", "svdd_smc"}
 
