@@ -41,12 +41,16 @@ PRESETS = ("moderate", "hard")
 # (8k calls): its denoiser runs every chain to the end (T rows per reward call), which at 10^5 calls took minutes.
 BUDGETS = {"pretrained": (1,), "best_of_n": (8, 32, 128, 512), "svdd_pm": (1, 4, 16, 64, 200),
            "svdd_r": (4, 16, 64, 200), "svdd_mc": (1, 4, 16, 64, 200), "smc": (1, 4, 16, 64, 192),
-           "beam": (2, 4, 16, 64, 200)}
+           "beam": (2, 4, 16, 64, 200), "svdd_smc": (1, 4, 16, 64, 200),
+           "tree": (1, 4, 16)}
 QUICK_BUDGETS = {"pretrained": (1,), "best_of_n": (4, 16), "svdd_pm": (1, 4), "svdd_r": (4,), "svdd_mc": (1, 4),
-                 "smc": (1, 4), "beam": (2, 4)}
-# holo's genetic algorithm: its own defaults (mutation 0.2, recombination 0.5, survival 0.5), with the population
-# the decoders return, and a gentler mutation (one letter per child on average) that keeps more children feasible.
-GA_VARIANTS = {"ga": {"mutation_prob": 0.2}, "ga_mut1": {"mutation_prob": None}}  # None: 1 / dim
+                 "smc": (1, 4), "beam": (2, 4), "svdd_smc": (4,), "tree": (1, 4)}
+# holo's genetic algorithm: its own defaults (mutation 0.2 per letter, uniform recombination 0.5, survival 0.5), with
+# the population the decoders return, and a gentler variant (one mutated letter per child on average, no
+# recombination): a uniform crossover of two parents makes a new transition at every switch, and with 12 of 32 next
+# states banned almost every such child is infeasible (holo's defaults left no feasible child after 112 calls).
+GA_VARIANTS = {"ga": {"mutation_prob": 0.2, "recombine_prob": 0.5},
+               "ga_gentle": {"mutation_prob": None, "recombine_prob": 0.0}}  # None: 1 / dim
 GA_CALLS = 100_000
 EXTRA_OPTIONS: list[str] = []  # --options: more decode.py options for every decoder run (e.g. a test's checkpoint)
 T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 8: 2.365, 10: 2.262}
@@ -108,8 +112,9 @@ def ga_rows(*, preset: str, variant: str, seed: int, population: int, out: Path)
     start = pool[torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))[:population]]
     torch.manual_seed(seed)  # holo's optimiser draws from torch's global generator
     param = torch.nn.Parameter(start[0].clone().float())
+    recombine = GA_VARIANTS[variant]["recombine_prob"]
     optimiser = DiscreteEvolution([param], vocab=list(range(function.num_states)), mutation_prob=mutation,
-                                  recombine_prob=0.5, num_particles=population, survival_quantile=0.5)
+                                  recombine_prob=recombine, num_particles=population, survival_quantile=0.5)
     optimiser.state[param]["particles"] = start.clone().float()
     state = {"calls": 0, "best": -math.inf}
     snapshot: dict = {}
@@ -139,7 +144,7 @@ def ga_rows(*, preset: str, variant: str, seed: int, population: int, out: Path)
                          "best": state["best"] if math.isfinite(state["best"]) else -1.0,
                          "median": snapshot["median"], "solved_fraction": snapshot["solved"],
                          "feasible_fraction": snapshot["feasible"], "population": population,
-                         "mutation_prob": mutation})
+                         "mutation_prob": mutation, "recombine_prob": recombine})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(rows) + "\n")
     return rows
@@ -178,7 +183,7 @@ def plot(path: Path, points: list[dict], preset: str) -> None:
 
     from svdd_lightning.tasks.benchmark_plan import COLOURS
 
-    colours = {**COLOURS, "ga": "tab:brown", "ga_mut1": "tab:pink"}
+    colours = {**COLOURS, "ga": "tab:brown", "ga_gentle": "tab:pink", "svdd_smc": "tab:olive", "tree": "gold"}
     mine = [p for p in points if p["preset"] == preset]
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), dpi=100)
     panels = [("calls", "best"), ("calls", "median"), ("calls", "solved_fraction"),
