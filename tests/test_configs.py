@@ -127,7 +127,10 @@ def test_every_shipped_value_is_accepted_for_its_reward(path):
     from svdd_lightning.checkpoints import check_value_reward
     from svdd_lightning.reward_choice import reward_config
 
-    cfg = compose_decode(f"domain={path.parent.name}", f"reward={path.stem.removeprefix('value_')}", "decoder=svdd_mc")
+    # checkpoints/ehrlich_NAME/ is domain=ehrlich with the preset ehrlich=NAME
+    domain_options = ["domain=ehrlich", f"ehrlich={path.parent.name.removeprefix('ehrlich_')}"] \
+        if path.parent.name.startswith("ehrlich_") else [f"domain={path.parent.name}"]
+    cfg = compose_decode(*domain_options, f"reward={path.stem.removeprefix('value_')}", "decoder=svdd_mc")
     domain = build_domain(cfg)
     check_value_reward(value_checkpoint(cfg, build_reward(cfg, domain)), reward_config(cfg))
     _, value = build_decoder(cfg, diffusion=build_diffusion(cfg, domain), reward=build_reward(cfg, domain))
