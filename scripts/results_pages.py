@@ -96,6 +96,33 @@ def pareto_blocks() -> dict[str, str]:
                                   "(../multi_objective/pareto.md))")}
 
 
+def ehrlich_blocks() -> dict[str, str]:
+    """The Ehrlich comparison (benchmarks/ehrlich.py): per preset, each method at each budget it ran, the mean over
+    seeds [95% t-interval] of the best and median reward, the solved and feasible fractions; the GA at the first
+    generation past 10^2, 10^3, 10^4 and 10^5 reward calls."""
+    path = ROOT / "docs" / "ehrlich" / "ehrlich.json"
+    data = json.loads(path.read_text())
+    blocks = {"stamp": stamp(command=data["command"], date=data["date"], commit=f"{data['commit']} (run); "
+                             f"{last_commit(path)} (file)", machine=data["machine"],
+                             source="`docs/ehrlich/ehrlich.json` ([Ehrlich report](../ehrlich/ehrlich.md))")}
+    for preset in dict.fromkeys(p["preset"] for p in data["points"]):
+        lines = ["| method | budget | reward + value calls | wall s | best | median | solved fraction | "
+                 "feasible fraction |", "|---|---|---|---|---|---|---|---|"]
+        mine = [p for p in data["points"] if p["preset"] == preset]
+        for method in dict.fromkeys(p["method"] for p in mine):
+            series = sorted((p for p in mine if p["method"] == method), key=lambda p: p["calls"])
+            if method.startswith("ga"):
+                series = [next(p for p in series if p["calls"] >= 10 ** k) for k in (2, 3, 4, 5)
+                          if any(p["calls"] >= 10 ** k for p in series)]
+            for p in series:
+                lines.append(f"| {method} | {p['budget']} | {p['calls']:.0f} | {p['wall_seconds']:.1f} | "
+                             f"{interval(p['best'], p['best_ci'])} | {interval(p['median'], p['median_ci'])} | "
+                             f"{interval(p['solved_fraction'], p['solved_fraction_ci'])} | "
+                             f"{interval(p['feasible_fraction'], p['feasible_fraction_ci'])} |")
+        blocks[f"table_{preset}"] = "\n".join(lines)
+    return blocks
+
+
 def readme_stamp(command: str, date: str, machine: str) -> dict[str, str]:
     return {"stamp": stamp(command=command, date=date, commit=f"{README_COMMIT} (text moved from README.md)",
                            machine=machine, source="no machine-readable result file: the text and provenance "
@@ -104,6 +131,7 @@ def readme_stamp(command: str, date: str, machine: str) -> dict[str, str]:
 
 PAGES = {
     "benchmark.md": benchmark_blocks,
+    "ehrlich.md": ehrlich_blocks,
     "speed.md": speed_blocks,
     "multi-objective.md": pareto_blocks,
     "soft-value.md": lambda: readme_stamp("train.py stage=value value_training.target=soft|mean, then "
