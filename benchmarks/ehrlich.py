@@ -46,9 +46,9 @@ BUDGETS = {"pretrained": (1,), "best_of_n": (8, 32, 128, 512), "svdd_pm": (1, 4,
 QUICK_BUDGETS = {"pretrained": (1,), "best_of_n": (4, 16), "svdd_pm": (1, 4), "svdd_r": (4,), "svdd_mc": (1, 4),
                  "smc": (1, 4), "beam": (2, 4), "svdd_smc": (4,), "tree": (1, 4)}
 # holo's genetic algorithm: its own defaults (mutation 0.2 per letter, uniform recombination 0.5, survival 0.5), with
-# the population the decoders return, and a gentler variant (one mutated letter per child on average, no
-# recombination): a uniform crossover of two parents makes a new transition at every switch, and with 12 of 32 next
-# states banned almost every such child is infeasible (holo's defaults left no feasible child after 112 calls).
+# the population the decoders return, and a gentler variant (mutation 1 / dim per letter, no recombination). With
+# holo's defaults a child has about 6 letters redrawn, so about 12 new transitions, each banned with probability
+# 6-7 / 32 in these functions: about 5% of children stay feasible.
 GA_VARIANTS = {"ga": {"mutation_prob": 0.2, "recombine_prob": 0.5},
                "ga_gentle": {"mutation_prob": None, "recombine_prob": 0.0}}  # None: 1 / dim
 GA_CALLS = 100_000
@@ -119,6 +119,9 @@ def ga_rows(*, preset: str, variant: str, seed: int, population: int, out: Path)
     state = {"calls": 0, "best": -math.inf}
     snapshot: dict = {}
 
+    banned = function.transition_matrix == 0
+    jitter = torch.Generator().manual_seed(seed)
+
     def closure(particles):
         tokens = particles[0].long()
         values = ehrlich_values(function, tokens)
@@ -127,9 +130,16 @@ def ga_rows(*, preset: str, variant: str, seed: int, population: int, out: Path)
         finite = torch.isfinite(values)
         # the reward as the decoders see it: infeasible at the reward's floor (-1)
         floored = torch.where(finite, values, torch.full_like(values, -1.0))
-        snapshot.update(median=float(floored.median()), feasible=float(finite.double().mean()),
+        snapshot.update(median=statistics.median(floored.tolist()), feasible=float(finite.double().mean()),
                         solved=float((values >= OPTIMUM).double().mean()))
-        return -floored  # the optimiser minimises
+        # The loss holo minimises. holo keeps the particles at or below the loss's median; with one loss for every
+        # infeasible particle, a population with 9 or more of 16 infeasible would keep them all and never select
+        # again (holo mutates survivors too, so it drifts). So infeasible particles are graded by their banned
+        # transitions (1 + count / dim, above every feasible loss), and a tiny seeded jitter breaks ties: exactly
+        # half survive, feasible ones first.
+        count = banned[tokens[:, :-1], tokens[:, 1:]].sum(1).double()
+        loss = torch.where(finite, -values.double(), 1.0 + count / function.dim)
+        return loss + 1e-9 * torch.rand(loss.shape, generator=jitter, dtype=torch.float64)
 
     marks = sorted({int(round(10 ** (k / 4))) for k in range(4, 21)})  # 10 .. 10^5, four per decade
     rows, tic = [], time.perf_counter()

@@ -8,7 +8,9 @@ gains, per step, the incremental log-weight
 
     log (1/M) sum_m exp(v_{t-1}(x^m) / alpha) - v_t(x_t) / alpha,
 
-the weights telescope to the target p_pre(x_0) exp(r(x_0) / alpha) (v_0 = r), and the population is resampled when
+the weights telescope to exp((r(x_0) - v_T(x_T)) / alpha) (v_0 = r), which targets p_pre(x_0) exp(r(x_0) / alpha)
+where v_T(x_T) is the same for every particle (a masked model's all-mask prior, copies of one start; as SMC, only
+approximately for a Gaussian prior's distinct x_T), and the population is resampled when
 its effective sample size falls below ``ess_threshold`` of its size, then once more at the end by the last weights,
 as SMC does (decoders/smc.py). ``num_candidates`` = M candidates per particle and step, ``particles`` = K particles
 per returned sample (the population is batch x K; the compute of SVDD-PM's M per particle).

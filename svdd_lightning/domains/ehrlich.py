@@ -62,6 +62,9 @@ def _cached_ehrlich(num_states, dim, num_motifs, motif_length, quantization, ran
     except (ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"ehrlich.dim={dim} cannot hold ehrlich.num_motifs={num_motifs} motifs of ehrlich."
                           f"motif_length={motif_length} ({exc}); make dim at least num_motifs x motif_length.") from exc
+    except RuntimeError as exc:  # holo found no ergodic Markov process for these states and seed
+        raise ConfigError(f"holo could not build a Markov process for ehrlich.num_states={num_states}, "
+                          f"ehrlich.random_seed={random_seed} ({exc}); try another random_seed or more states.") from exc
 
 
 def dmp_log_likelihood(function, tokens: Tensor) -> Tensor:

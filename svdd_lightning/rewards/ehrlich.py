@@ -41,7 +41,7 @@ class EhrlichReward(Reward):
 
     @torch.no_grad()
     def forward(self, x0: Tensor) -> Tensor:
-        if x0.dtype.is_floating_point:  # soft one-hots: the most likely state per position
+        if x0.dtype.is_floating_point and x0.dim() == 3:  # soft one-hots (B, L, V): the most likely state
             x0 = x0.argmax(dim=-1)
         values = ehrlich_values(self.function, x0)
         values = torch.where(torch.isfinite(values), values, torch.full_like(values, self.infeasible_value))
