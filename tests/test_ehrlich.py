@@ -106,7 +106,26 @@ def test_impossible_functions_are_refused_by_name():
         holo_ehrlich(**{**SMALL, "quantization": 5})
 
 
-@pytest.mark.parametrize("preset", ["hard", "moderate"])
+def test_the_moderate_preset_loads_its_shipped_prior_and_refuses_another_domains():
+    """The moderate prior is the hard prior's training labelled for its domain (scripts/ehrlich_shared_prior.py):
+    it loads for domain ehrlich_moderate (its name and its Markov process checked, as decode.py checks them), not for
+    ehrlich_hard, and its tensors are
+    the hard file's."""
+    from svdd_lightning.checkpoints import load_diffusion, load_state, load_tensors_only
+
+    moderate, hard = (ROOT / f"checkpoints/ehrlich_{p}/pretrained.ckpt" for p in ("moderate", "hard"))
+    domain = EhrlichDomain(num_states=32, dim=32, num_motifs=2, motif_length=4, quantization=4, random_seed=0)
+    diffusion = load_diffusion(moderate, domain=domain)
+    assert diffusion.vocab_size == 32 and diffusion.seq_len == 32
+    load_state(diffusion, moderate, kind="diffusion", domain="ehrlich_moderate", prefix="diffusion.")
+    with pytest.raises(CheckpointError, match="ehrlich_moderate"):
+        load_state(diffusion, moderate, kind="diffusion", domain="ehrlich_hard", prefix="diffusion.")
+    a, b = load_tensors_only(moderate), load_tensors_only(hard)
+    assert a["svdd"]["domain"] == "ehrlich_moderate" and a["svdd"]["ehrlich"]["num_motifs"] == 2
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"])
+
+
+@pytest.mark.parametrize("preset", ["hard"])  # the moderate preset shares its prior: the test above
 def test_decode_py_on_the_shipped_preset_reports_feasibility_and_the_optimum(tmp_path, preset):
     if not (ROOT / f"checkpoints/ehrlich_{preset}/pretrained.ckpt").is_file():
         pytest.fail(f"checkpoints/ehrlich_{preset}/pretrained.ckpt is not shipped")
