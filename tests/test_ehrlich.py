@@ -109,8 +109,7 @@ def test_impossible_functions_are_refused_by_name():
 def test_the_moderate_preset_loads_its_shipped_prior_and_refuses_another_domains():
     """The moderate prior is the hard prior's training labelled for its domain (scripts/ehrlich_shared_prior.py):
     it loads for domain ehrlich_moderate (its name and its Markov process checked, as decode.py checks them), not for
-    ehrlich_hard, and its tensors are
-    the hard file's."""
+    ehrlich_hard, and its tensors are the hard file's."""
     from svdd_lightning.checkpoints import load_diffusion, load_state, load_tensors_only
 
     moderate, hard = (ROOT / f"checkpoints/ehrlich_{p}/pretrained.ckpt" for p in ("moderate", "hard"))
