@@ -72,22 +72,23 @@ def dmp_log_likelihood(function, tokens: Tensor) -> Tensor:
     banned transition (or a token outside the states, such as a leftover mask)."""
     from holo.test_functions.elemental import dmp_sample_log_likelihood
 
-    tokens = tokens.long().cpu()
-    inside = ((tokens >= 0) & (tokens < function.num_states)).all(dim=-1)
-    safe = torch.where(inside.unsqueeze(-1), tokens, torch.zeros_like(tokens))
-    ll = dmp_sample_log_likelihood(samples=safe, initial_dist=function.initial_dist,
-                                   transition_matrix=function.transition_matrix)
-    return torch.where(inside, ll, torch.full_like(ll, -float("inf")))
+    return _on_states(function, tokens, lambda safe: dmp_sample_log_likelihood(
+        samples=safe, initial_dist=function.initial_dist, transition_matrix=function.transition_matrix))
 
 
 def ehrlich_values(function, tokens: Tensor) -> Tensor:
     """holo's objective (B,) of long tokens: in [0, 1] for feasible sequences, minus infinity for infeasible ones
     and for rows holding a token outside the states."""
+    return _on_states(function, tokens, lambda safe: function(safe).to(torch.float64))
+
+
+def _on_states(function, tokens: Tensor, score) -> Tensor:
+    """``score`` (B,) of the rows whose tokens are all states of ``function``; minus infinity for the others (a
+    leftover mask), which are scored as zeros so holo never sees an id outside its states."""
     tokens = tokens.long().cpu()
     inside = ((tokens >= 0) & (tokens < function.num_states)).all(dim=-1)
-    safe = torch.where(inside.unsqueeze(-1), tokens, torch.zeros_like(tokens))
-    values = function(safe).to(torch.float64)
-    return torch.where(inside, values, torch.full_like(values, -float("inf")))
+    out = score(torch.where(inside.unsqueeze(-1), tokens, torch.zeros_like(tokens)))
+    return torch.where(inside, out, torch.full_like(out, -float("inf")))
 
 
 class EhrlichDomain(SequenceDomain):

@@ -164,7 +164,9 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None, mode, out: P
         print(f"[{i}/{len(plan)}] {domain}/{reward} {decoder}{label}: {shown(row)} "
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
     for cell in cells_plan:
-        row = with_intervals(pooled_row(per_seed[cell]))
+        row = pooled_row(per_seed[cell])
+        if len(seeds) > 1:  # pooled samples: their intervals (one seed's row has its own already)
+            row = with_intervals(row)
         rows.append(row)
         cells.log(row, "table")
     table_seconds = time.perf_counter() - start
