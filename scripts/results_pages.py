@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
-DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam"]
+DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam", "svdd_smc"]
 README_COMMIT = "0e3b138"  # the README these pages' hand-written text was moved from
 
 
@@ -43,7 +43,9 @@ def benchmark_blocks() -> dict[str, str]:
     path = ROOT / "docs" / "benchmark" / "benchmark.json"
     data = json.loads(path.read_text())
     date = re.search(r"\d{4}-\d{2}-\d{2}", data["command"])
-    blocks = {"stamp": stamp(command=data["command"], date=date.group(0) if date else "not recorded",
+    # a run whose command names no date: the date the sessions that ran it recorded beside it, if any
+    date = date.group(0) if date else data.get("date", "not recorded")
+    blocks = {"stamp": stamp(command=data["command"], date=date,
                              commit=last_commit(path), machine=data["machine"],
                              source="`docs/benchmark/benchmark.json` (the full report: "
                                     "[benchmark report](../benchmark/benchmark.md))")}
