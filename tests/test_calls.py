@@ -122,3 +122,28 @@ def test_the_calls_record_per_sample_and_in_all():
     record = calls_record({"denoiser": 30, "value": 0, "reward": 6}, {"denoiser": 60, "value": 0, "reward": 6}, 3)
     assert record["per_sample"]["made"] == {"denoiser": 10.0, "value": 0.0, "reward": 2.0, "total": 12.0}
     assert record["asked"] == {"denoiser": 60, "value": 0, "reward": 6, "total": 66}
+
+
+@pytest.mark.parametrize("mode", ["sample", "search"])
+def test_the_tree_spends_its_budget_in_calls_and_one_reward_call_per_rollout(mode):
+    """decoder=tree's budget: at most M x T denoiser calls per tree, expansions and rollouts together, and a tree
+    stops only when its next expansion (at most T calls) would not fit; one reward call per node made (a rollout)."""
+    from svdd_lightning.decoders.tree import TreeSearch
+
+    diffusion = tiny_masked(num_steps=T)
+    decoder = TreeSearch(reward=gc_reward(), num_candidates=M, alpha=0.05, mode=mode, dedup=False)
+    out = counted(decoder, diffusion, B, ops.make_generators(0, range(B)))
+    assert out.info["made"] == out.info["asked"]
+    rollouts = sum(n - 1 for n in out.info["nodes"])
+    assert out.info["asked"]["reward"] == rollouts > B
+    assert B * (M * T - T) < out.info["asked"]["denoiser"] <= B * M * T
+
+
+def test_a_one_rollout_tree_costs_what_the_pretrained_sampler_does():
+    """With M = 1 the budget is T calls: one rollout from the root, as plain sampling."""
+    from svdd_lightning.decoders.tree import TreeSearch
+
+    diffusion = tiny_masked(num_steps=T)
+    out = counted(TreeSearch(reward=gc_reward(), num_candidates=1, dedup=False), diffusion, B,
+                  ops.make_generators(0, range(B)))
+    assert out.info["asked"] == out.info["made"] == {"denoiser": B * T, "value": 0, "reward": B}

@@ -24,7 +24,7 @@ from svdd_lightning.options import ENTRY_OPTIONS, conforms, describe, ranges_of,
 from tests.helpers import ROOT
 
 DOMAINS = ["dna", "rna", "molecule", "image", "latent_image", "antibody", "ehrlich"]
-DECODERS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "dps", "svdd_r", "beam", "svdd_smc"]
+DECODERS = ["pretrained", "best_of_n", "svdd_pm", "svdd_mc", "smc", "dps", "svdd_r", "beam", "svdd_smc", "tree", "tree_search"]
 COMPOSITIONS = ([("decode", [f"decoder={d}"]) for d in DECODERS] + [("decode", [f"domain={d}"]) for d in DOMAINS]
                 + [("train", [f"domain={d}", f"stage={s}"]) for d in DOMAINS for s in ("pretrain", "value", "oracle")])
 

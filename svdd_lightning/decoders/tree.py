@@ -12,11 +12,13 @@ x_{t_i}, and its children are draws of the pre-trained model from it. Each itera
 4. **backup**: every node on the path takes the soft-Bellman value of its children,
    v = alpha log mean_children exp(v_child / alpha) (the children's mean at alpha = 0).
 
-``num_candidates`` = M sets the budget: M x T iterations per tree (T steps), so at most M x T reward calls per sample
-(about SVDD-PM's (T - 1) M + 1), while each rollout also runs the denoiser to the end. At most: an iteration whose
-descent ends on a clean node expands nothing, and below a draw-free last step (masked diffusion's argmax) the one
-child repeats its parent's rollout, which the reward scores again (deduplication works within a call, not across
-iterations): on the enumeration model (T = 3, M = 16, 8 trees) 240 of 384 iterations asked for a reward call.
+``num_candidates`` = M sets the budget in calls: each tree may ask for M x T denoiser calls (T steps), what SVDD-PM
+asks for its candidates' posterior means at the same M, and runs iterations until the next one would not fit. An
+iteration expanding a node at level i costs T - i denoiser calls (the expansion, then the rollout's remaining steps)
+and one reward call, so a tree makes about M full rollouts' worth of calls: deep expansions are cheap, which is how
+the tree's reuse of prefixes pays. (The budget was M x T *iterations* before: each with a rollout, about M T^2 / 2
+calls, 17 minutes for 16 DNA samples at M = 2.) An iteration whose descent ends on a clean node expands nothing and
+costs nothing; iterations are capped at M x T too, so such descents cannot loop.
 Later iterations reuse what earlier ones learned: the tree is anytime, and more iterations keep improving it.
 
 What it returns. ``mode=sample``: a Boltzmann descent of the finished tree, softmax(v / alpha) at each node down to
@@ -25,7 +27,8 @@ a node without children, whose rollout is the sample. With soft-Bellman values t
 weighted by the tree's shape, reweighted by exp(r / alpha), so the samples tend to p_pre exp(r / alpha) as the tree
 grows (tests/test_target_distribution.py measures it). ``mode=search``: the best rollout the tree found.
 
-Memory is bounded by the budget: at most M x T + 1 nodes per tree, each with its state and its rollout.
+Memory is bounded by the budget: at most M x T + 1 nodes per tree, each with its state and its rollout; the
+storage grows by doubling as the trees do, so a tree of a few rollouts holds a few nodes' worth.
 """
 
 from __future__ import annotations
@@ -96,72 +99,79 @@ class TreeSearch(Decoder):
         calls = CallLedger()
         steps = list(diffusion.timesteps() if start is None else start.timesteps())
         depth = len(steps)  # a node at level i holds x_{steps[i]}; level `depth` is clean
-        iterations = self.num_candidates * depth
-        cap = int(math.ceil(self.widening * iterations ** self.widening_exponent)) + 1  # children per node, at most
+        budget = self.num_candidates * depth  # denoiser calls per tree
+        cap = int(math.ceil(self.widening * budget ** self.widening_exponent)) + 1  # children per node, at most
         x, _ = self.begin(diffusion, generators, start)
-        B, N, dev = batch_size, iterations + 1, x.device
+        B, dev = batch_size, x.device
         rows = torch.arange(B, device=dev)
         deterministic_level = torch.tensor([diffusion.is_deterministic_step(t) for t in steps] + [False], device=dev)
-        states = x.new_zeros((B, N, *x.shape[1:]))
-        states[:, 0] = x
-        rollouts = torch.zeros_like(states)  # each node's rollout to a clean sample (a clean node: itself)
-        level = torch.zeros(B, N, dtype=torch.long, device=dev)
-        children = torch.full((B, N, cap), -1, dtype=torch.long, device=dev)
-        num_children = torch.zeros(B, N, dtype=torch.long, device=dev)
-        visits = torch.zeros(B, N, dtype=torch.long, device=dev)
-        value = torch.zeros(B, N, dtype=torch.float64, device=dev)
-        size = torch.ones(B, dtype=torch.long, device=dev)  # nodes used per tree
+        tree = TreeStorage(x, capacity=min(budget + 1, 16), cap=cap)
+        spent = torch.zeros(B, dtype=torch.long, device=dev)  # denoiser calls asked per tree
+        active = torch.ones(B, dtype=torch.bool, device=dev)  # trees whose next expansion still fits
         best_reward = torch.full((B,), -math.inf, dtype=torch.float64, device=dev)
         best_sample = x.clone()
         gens = list(generators)
 
         def child_table(node: Tensor, which: Tensor):
-            kids = children[which, node]  # (rows, cap)
+            kids = tree.children[which, node]  # (rows, cap)
             present = kids >= 0
             safe = kids.clamp(min=0)
-            return kids, present, value[which[:, None], safe], visits[which[:, None], safe]
+            return kids, present, tree.value[which[:, None], safe], tree.visits[which[:, None], safe]
 
-        for _ in stoppable(self.iteration_bar(iterations)):
-            # 1. selection: every tree walks down until a node may widen (or a clean leaf)
+        progress = self.budget_bar(budget)
+        for _ in stoppable(range(budget)):
+            if not active.any():
+                break
+            # 1. selection: every active tree walks down until a node may widen (or a clean leaf)
             node = torch.zeros(B, dtype=torch.long, device=dev)
-            path = [(node.clone(), torch.ones(B, dtype=torch.bool, device=dev))]  # (nodes, which trees moved there)
-            descending = torch.ones(B, dtype=torch.bool, device=dev)
+            path = [(node.clone(), active.clone())]  # (nodes, which trees moved there)
+            descending = active.clone()
             expand = torch.zeros(B, dtype=torch.bool, device=dev)
             for _level in range(depth + 1):
-                lvl = level[rows, node]
+                lvl = tree.level[rows, node]
                 clean = lvl == depth
-                allowed = self.allowed_children(visits[rows, node], deterministic_level[lvl], cap)
-                widen = descending & ~clean & (num_children[rows, node] < allowed)
+                allowed = self.allowed_children(tree.visits[rows, node], deterministic_level[lvl], cap)
+                widen = descending & ~clean & (tree.num_children[rows, node] < allowed)
                 expand |= widen
                 descending &= ~widen & ~clean
                 if not descending.any():
                     break
                 which = descending.nonzero()[:, 0]
                 kids, present, kid_values, kid_visits = child_table(node[which], which)
-                chosen = self.pick(kid_values, present, kid_visits, visits[which, node[which]],
+                chosen = self.pick(kid_values, present, kid_visits, tree.visits[which, node[which]],
                                    [gens[i] for i in which.tolist()])
                 node = node.clone()
                 node[which] = kids.gather(1, chosen[:, None]).squeeze(1)
                 path.append((node.clone(), descending.clone()))
+            # A tree whose expansion would overrun its budget stops here, its tree as it was: the expansion
+            # and the rollout cost depth - level denoiser calls.
+            cost = depth - tree.level[rows, node]
+            overrun = expand & (spent + cost > budget)
+            active &= ~overrun
+            expand &= ~overrun
+            path = [(nodes, moved & active) for nodes, moved in path]
             # 2-3. expansion and rollout where a tree stopped to widen
             grew = expand.nonzero()[:, 0]
             if grew.numel():
+                spent[grew] += cost[grew]
+                tree.make_room(int(tree.size[grew].max()) + 1)
                 parent = node[grew]
-                new = size[grew]
-                size[grew] += 1
-                child_level = level[grew, parent] + 1
-                child = self.advance(diffusion, states[grew, parent], level[grew, parent], steps, grew, gens, calls)
-                states[grew, new] = child
-                level[grew, new] = child_level
-                children[grew, parent, num_children[grew, parent]] = new
-                num_children[grew, parent] += 1
+                new = tree.size[grew]
+                tree.size[grew] += 1
+                child_level = tree.level[grew, parent] + 1
+                child = self.advance(diffusion, tree.states[grew, parent], tree.level[grew, parent], steps, grew, gens,
+                                     calls)
+                tree.states[grew, new] = child
+                tree.level[grew, new] = child_level
+                tree.children[grew, parent, tree.num_children[grew, parent]] = new
+                tree.num_children[grew, parent] += 1
                 clean = self.rollout(diffusion, child, child_level, steps, grew, gens, calls)
                 rewards = score_states(None, self.reward, diffusion, clean, 0,
                                        distinct=self.deduplicates(diffusion)).values.double()
                 calls.ask("reward", grew.numel())
-                rollouts[grew, new] = clean
-                value[grew, new] = rewards
-                visits[grew, new] = 1
+                tree.rollouts[grew, new] = clean
+                tree.value[grew, new] = rewards
+                tree.visits[grew, new] = 1
                 better = rewards > best_reward[grew]
                 best_reward[grew[better]] = rewards[better]
                 best_sample[grew[better]] = clean[better]
@@ -169,21 +179,33 @@ class TreeSearch(Decoder):
             for level_nodes, moved in reversed(path):
                 on = rows[moved]
                 at = level_nodes[moved]
-                visits[on, at] += 1
+                tree.visits[on, at] += 1
                 kids, present, kid_values, _ = child_table(at, on)
                 has = present.any(1)
-                value[on[has], at[has]] = self.backup(kid_values[has], present[has])
+                tree.value[on[has], at[has]] = self.backup(kid_values[has], present[has])
+            progress(spent)
+        progress(None)
         if self.mode == "search":
-            return self.finish(best_sample, best_reward.float(), calls, nodes=size.tolist())
-        samples, rewards = self.descend(states, rollouts, value, children, level, depth, gens)
-        return self.finish(samples, rewards.float(), calls, nodes=size.tolist())
+            return self.finish(best_sample, best_reward.float(), calls, nodes=tree.size.tolist())
+        samples, rewards = self.descend(tree, depth, gens)
+        return self.finish(samples, rewards.float(), calls, nodes=tree.size.tolist())
 
-    def iteration_bar(self, iterations: int):
+    def budget_bar(self, budget: int):
+        """A callable taking the calls spent per tree (None: close): a bar of the mean calls spent, out of the
+        budget, when progress is shown."""
         if not self.show_progress:
-            return range(iterations)
+            return lambda spent: None
         from tqdm.auto import tqdm
 
-        return tqdm(range(iterations), desc=f"{self.name}: tree iterations", leave=False, dynamic_ncols=True)
+        bar = tqdm(total=budget, desc=f"{self.name}: denoiser calls per tree", leave=False, dynamic_ncols=True)
+
+        def update(spent: Tensor | None) -> None:
+            if spent is None:
+                bar.close()
+                return
+            bar.update(int(spent.double().mean()) - bar.n)
+
+        return update
 
     def advance(self, diffusion: Diffusion, x: Tensor, lvl: Tensor, steps: list[int], trees: Tensor,
                 gens: list[torch.Generator], calls: CallLedger) -> Tensor:
@@ -207,23 +229,53 @@ class TreeSearch(Decoder):
                 lvl[at] += 1
         return x
 
-    def descend(self, states: Tensor, rollouts: Tensor, value: Tensor, children: Tensor, level: Tensor, depth: int,
-                gens: list[torch.Generator]) -> tuple[Tensor, Tensor]:
+    def descend(self, tree: TreeStorage, depth: int, gens: list[torch.Generator]) -> tuple[Tensor, Tensor]:
         """Boltzmann descent of each finished tree: softmax(v / alpha) among children down to a node without any;
         its rollout is the sample, its value (the rollout's reward) the reward."""
-        B = states.shape[0]
-        rows = torch.arange(B, device=states.device)
-        node = torch.zeros(B, dtype=torch.long, device=states.device)
+        B = tree.states.shape[0]
+        rows = torch.arange(B, device=tree.states.device)
+        node = torch.zeros(B, dtype=torch.long, device=tree.states.device)
         for _ in range(depth + 1):
-            kids = children[rows, node]
+            kids = tree.children[rows, node]
             present = kids >= 0
             going = present.any(1)
             if not going.any():
                 break
             which = going.nonzero()[:, 0]
-            kid_values = value[which[:, None], kids[which].clamp(min=0)]
+            kid_values = tree.value[which[:, None], kids[which].clamp(min=0)]
             chosen = ops.select_candidates(torch.where(present[which], kid_values, -math.inf), self.alpha,
                                            [gens[i] for i in which.tolist()])
             node = node.clone()
             node[which] = kids[which].gather(1, chosen[:, None]).squeeze(1)
-        return rollouts[rows, node], value[rows, node]
+        return tree.rollouts[rows, node], tree.value[rows, node]
+
+
+class TreeStorage:
+    """The trees of a batch, one row each, node-indexed: each node's state, its rollout to a clean sample (a clean
+    node: itself), level, children (-1: none), visits and value. Node 0 is the root (the start x). The node axis
+    grows by doubling (``make_room``), so memory follows the nodes made, not the budget."""
+
+    def __init__(self, x: Tensor, *, capacity: int, cap: int) -> None:
+        B, dev = x.shape[0], x.device
+        self.states = x.new_zeros((B, capacity, *x.shape[1:]))
+        self.states[:, 0] = x
+        self.rollouts = torch.zeros_like(self.states)
+        self.level = torch.zeros(B, capacity, dtype=torch.long, device=dev)
+        self.children = torch.full((B, capacity, cap), -1, dtype=torch.long, device=dev)
+        self.num_children = torch.zeros(B, capacity, dtype=torch.long, device=dev)
+        self.visits = torch.zeros(B, capacity, dtype=torch.long, device=dev)
+        self.value = torch.zeros(B, capacity, dtype=torch.float64, device=dev)
+        self.size = torch.ones(B, dtype=torch.long, device=dev)  # nodes used per tree
+
+    def make_room(self, nodes: int) -> None:
+        """Grow the node axis (doubling) until it holds ``nodes`` nodes; new slots are empty."""
+        capacity = self.level.shape[1]
+        if nodes <= capacity:
+            return
+        grown = max(nodes, 2 * capacity)
+        for name, fill in (("states", 0), ("rollouts", 0), ("level", 0), ("children", -1), ("num_children", 0),
+                           ("visits", 0), ("value", 0)):
+            old = getattr(self, name)
+            new = old.new_full((old.shape[0], grown, *old.shape[2:]), fill)
+            new[:, :capacity] = old
+            setattr(self, name, new)

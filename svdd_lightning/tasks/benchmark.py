@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="several seeds per table cell, each a decode of --num_samples samples, pooled into one "
                              "row with the seed-to-seed spread beside the bootstrap interval (default: --seed alone)")
     parser.add_argument("--decoders", nargs="+", default=DECODERS, metavar="NAME",
-                        help="a subset of methods (default: the library's nine; decoder=tree runs when named), or a decoder of your own: a "
+                        help="a subset of methods (default: the library's eleven), or a decoder of your own: a "
                              "decoder/NAME.yaml in a --search_path directory")
     parser.add_argument("--search_path", nargs="+", default=[], metavar="DIR",
                         help="config directories added to decode.py's (as hydra.searchpath), e.g. for your own "

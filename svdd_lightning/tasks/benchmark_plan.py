@@ -12,13 +12,15 @@ from svdd_lightning.paths import CONFIG_DIR
 
 # The library's methods, in the table's order; a decoder added to the decoder config group (a file on
 # --search_path) runs when named in --decoders and gets a column after these.
-DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam", "svdd_smc"]
+DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd_r", "beam", "svdd_smc", "tree",
+            "tree_search"]
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
 ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
              ("image", "compressibility"), ("image", "digit")]
 COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
            "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange",
-           "beam": "tab:cyan", "svdd_smc": "tab:olive", "tree": "gold"}
+           "beam": "tab:cyan", "svdd_smc": "tab:olive", "tree": "gold",
+           "tree_search": "darkgoldenrod"}
 
 
 def methods(rows: Iterable[dict]) -> list[str]:
