@@ -93,7 +93,7 @@ DECODE_OPTIONS: dict[str, Any] = {
 
 TRAIN_OPTIONS: dict[str, Any] = {
     **COMMON_OPTIONS,
-    "stage": Literal["pretrain", "value", "oracle"],
+    "stage": Literal["pretrain", "value", "oracle", "distill"],
     "checkpoint_every": AtLeastOne,
     "pretrain.lr": Positive,
     "pretrain.warmup_steps": NonNegativeInt,
@@ -116,6 +116,16 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "oracle.lr": Positive,
     "oracle.weight_decay": NonNegative,
     "oracle.val_check_interval": AtLeastOne,
+    "distill.rounds": AtLeastOne,
+    "distill.steps_per_round": AtLeastOne,
+    "distill.samples_per_round": AtLeastOne,
+    "distill.states_per_trajectory": AtLeastOne,
+    "distill.num_candidates": AtLeastOne,
+    "distill.alpha": NonNegative | None,
+    "distill.batch_size": AtLeastOne,
+    "distill.replay_size": AtLeastOne,
+    "distill.kl_weight": NonNegative,
+    "distill.lr": Positive,
     # training runs for this many optimizer steps (Lightning's -1 = forever is no use to a stage that must end)
     "trainer.max_steps": AtLeastOne,
 }

@@ -230,3 +230,44 @@ def test_renoised_states_match_the_rollout_mask_rate():
                 rate = (x == d.mask_index).float().mean().item()
             x = d.step(x, t, gens).prev_sample
     assert abs(rate - 4 / 8) < 0.03
+
+
+@pytest.fixture(scope="module")
+def distilled(workdir, pretrained) -> Path:
+    out = workdir / "distill"
+    proc = run("train.py", "stage=distill", f"diffusion.checkpoint={pretrained}", "distill.rounds=2",
+               "distill.steps_per_round=2", "distill.samples_per_round=4", "distill.states_per_trajectory=2",
+               "distill.num_candidates=3", "distill.batch_size=4", f"output_dir={out}", "logger=none", *TINY,
+               tmp=workdir)
+    assert "distill round 2/2" in proc.stdout
+    return out
+
+
+def test_distill_stage_writes_a_tagged_checkpoint_and_its_rounds(distilled):
+    import torch
+
+    ckpt = torch.load(distilled / "distilled.ckpt", weights_only=False)
+    assert ckpt["svdd"]["kind"] == "diffusion" and ckpt["svdd"]["domain"] == "dna"
+    assert ckpt["svdd"]["model"]["seq_len"] == 24  # the pre-trained checkpoint's record is carried over
+    assert all(k.startswith("diffusion.") for k in ckpt["state_dict"])  # not the frozen copy nor the reward
+    record = json.loads((distilled / "distill.json").read_text())
+    assert [r["round"] for r in record["rounds"]] == [0, 1]
+    # per round: 4 trajectories of 4 steps; 2 states each to the teacher (1 + 3 denoiser calls, 3 rewards)
+    assert record["calls"] == {"denoiser_current": 2 * 16, "denoiser_pretrained": 2 * 8 * 4, "reward": 2 * (4 + 8 * 3)}
+
+
+SLOW = pytest.mark.slow  # the other decoders: run with make test-slow
+
+
+@pytest.mark.parametrize("decoder", ["pretrained", "svdd_pm", "tree", *(pytest.param(d, marks=SLOW) for d in (
+    "best_of_n", "svdd_mc", "smc", "svdd_r", "dps", "beam", "svdd_smc", "tree_search"))])
+def test_a_distilled_checkpoint_decodes(decoder, workdir, distilled, value_ckpt):
+    out = workdir / f"decode-distilled-{decoder}"
+    args = [f"decoder={decoder}", f"diffusion.checkpoint={distilled / 'distilled.ckpt'}", "num_samples=4",
+            "batch_size=4", f"output_dir={out}", "logger=none", *TINY]
+    if decoder not in ("pretrained", "dps"):
+        args.append("decoder.num_candidates=2")
+    if decoder == "svdd_mc":
+        args.append(f"value.checkpoint={value_ckpt}")
+    run("decode.py", *args, tmp=workdir)
+    assert json.loads((out / "summary.json").read_text())["num_samples"] == 4

@@ -4,6 +4,7 @@
     python train.py stage=value domain=dna reward=hepg2_motif [value_training.num_rollouts=N] [output_dir=DIR]
     python train.py stage=oracle domain=dna data.path=TABLE.csv data.label_columns=[HepG2] [output_dir=DIR]
     python train.py stage=oracle domain=image [trainer.max_steps=N] [output_dir=DIR]
+    python train.py stage=distill domain=dna reward=hepg2_motif [distill.rounds=N] [output_dir=DIR]
 
 pretrain: the domain's diffusion model on its DataModule -> DIR/pretrained.ckpt (+ the domain's
           naturalness reference, e.g. heldout_3mer.json).
@@ -12,6 +13,10 @@ value:    SVDD-MC: roll out the frozen pre-trained model once (DIR/rollouts.pt, 
 oracle:   a reward model on labelled data (regression on one label column, or classification
           on integer classes such as the digits) -> DIR/oracle.ckpt, used with
           `decode.py reward=oracle reward.checkpoint=DIR/oracle.ckpt`.
+distill:  SVDD's soft-optimal policy distilled into the pre-trained model by rounds of roll-in, teacher and
+          forward-KL update (svdd_lightning/modules/distill.py) -> DIR/distilled.ckpt, which every decoder loads
+          with `decode.py diffusion.checkpoint=DIR/distilled.ckpt`, and DIR/distill.json (per round: the
+          plain samples' rewards, their log-likelihood under the original model, the calls spent).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from svdd_lightning.paths import CONFIG_DIR
 from svdd_lightning.reward_choice import is_several, reward_config, reward_label
 from svdd_lightning.training import fit
 
-STAGES = ("pretrain", "value", "oracle")
+STAGES = ("pretrain", "value", "oracle", "distill")
 
 
 def run_pretrain(cfg: DictConfig, output_dir: Path) -> Path:
@@ -151,7 +156,45 @@ def run_oracle(cfg: DictConfig, output_dir: Path) -> Path:
     return path
 
 
-RUNNERS = {"pretrain": run_pretrain, "value": run_value, "oracle": run_oracle}
+def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
+    import json
+
+    from omegaconf import open_dict
+
+    from svdd_lightning.checkpoints import read_checkpoint
+    from svdd_lightning.modules.distill import DistillModule, RoundSteps, default_alpha
+
+    dc = cfg.distill
+    reward_name = reward_label(cfg.reward)
+    alpha = dc.alpha if dc.alpha is not None else default_alpha((cfg.domain.get("reward_scale") or {}).get(reward_name))
+    domain = build_domain(cfg)
+    diffusion = build_diffusion(cfg, domain)
+    reward = build_reward(cfg, domain)
+    checkpoint = cfg.diffusion.get("checkpoint")
+    metadata = read_checkpoint(checkpoint).get("svdd", {}) if checkpoint else {}
+    module = DistillModule(diffusion=diffusion, reward=reward, domain=cfg.domain.name, seed=int(cfg.seed),
+                           rounds=int(dc.rounds), steps_per_round=int(dc.steps_per_round),
+                           samples_per_round=int(dc.samples_per_round),
+                           states_per_trajectory=int(dc.states_per_trajectory), num_candidates=int(dc.num_candidates),
+                           alpha=float(alpha), batch_size=int(dc.batch_size), replay_size=int(dc.replay_size),
+                           kl_weight=float(dc.kl_weight), lr=float(dc.lr), pretrained_metadata=metadata)
+    steps = int(dc.rounds) * int(dc.steps_per_round)
+    with open_dict(cfg):
+        cfg.trainer.max_steps = steps  # the rounds set the length of a distillation
+    data = L.LightningDataModule.from_datasets(train_dataset=RoundSteps(steps), batch_size=1, num_workers=0)
+    trainer = fit(cfg, module, data, output_dir, name=f"distill-{cfg.domain.name}-{reward_name}", val_every=steps)
+    path = output_dir / "distilled.ckpt"
+    trainer.save_checkpoint(path, weights_only=True)
+    if trainer.is_global_zero:
+        record = {"reward": reward_name, "alpha": float(alpha), "options": dict(dc), "pretrained": checkpoint,
+                  "rounds": module.history, "calls": module.calls, "calls_total": int(sum(module.calls.values()))}
+        (output_dir / "distill.json").write_text(json.dumps(record, indent=2, default=float))
+        print(f"distill: {len(module.history)} rounds, {record['calls_total']} calls in all ({module.calls}); "
+              f"per round in {output_dir / 'distill.json'}")
+    return path
+
+
+RUNNERS = {"pretrain": run_pretrain, "value": run_value, "oracle": run_oracle, "distill": run_distill}
 
 
 @friendly_errors
