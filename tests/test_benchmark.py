@@ -260,3 +260,19 @@ def test_a_sigtermed_benchmark_stops_inside_a_cell_and_resumes_to_the_same_rows(
                 for r in json.loads((path / "benchmark.json").read_text())["rows"]]
 
     assert comparable(out) == comparable(tmp_path / "whole")
+
+
+def test_call_matched_winners_take_each_methods_best_point_within_the_cap():
+    from svdd_lightning.tasks.benchmark_report import call_matched_winners
+
+    def point(decoder, budget, calls, median, ci):
+        return {"domain": "dna", "reward": "r", "decoder": decoder, "budget": budget, "status": "ok",
+                "calls_per_sample": {"total": calls}, "median": median, "median_ci": ci}
+
+    scaling = [point("best_of_n", 1, 129, 5.0, [4.5, 5.5]), point("best_of_n", 2, 258, 6.0, [5.6, 6.4]),
+               point("svdd_pm", 1, 257, 5.2, [4.9, 5.9]), point("svdd_pm", 2, 510, 9.0, [8.5, 9.5]),
+               point("tree", 2, 257, 5.9, [5.0, 6.2])]
+    first, second = call_matched_winners(scaling, "dna", "r")
+    assert first["calls"] == 129 and first["leader"]["decoder"] == "best_of_n" and first["tied"] == []
+    # within 258 calls: SVDD-PM's budget-2 point (510) is out, its budget-1 point (257) is in and overlaps
+    assert second["leader"]["decoder"] == "best_of_n" and sorted(second["tied"]) == ["svdd_pm", "tree"]

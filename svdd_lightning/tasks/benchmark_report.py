@@ -152,6 +152,39 @@ def scaling_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
     return lines + [""]
 
 
+def call_matched_winners(scaling: list[dict], domain: str, reward: str) -> list[dict]:
+    """Who wins at matched calls: for each cap, the calls per sample (asked, total) of Best-of-N's scaling points
+    (N (T + 1): the ladder of plain compute), every method's best point within the cap (1% slack), the leader by
+    median, and the methods whose best point's interval reaches the leader's (not distinguishable from it)."""
+    mine = [r for r in scaling if (r["domain"], r["reward"]) == (domain, reward) and is_ok(r)]
+    caps = sorted({r["calls_per_sample"]["total"] for r in mine if r["decoder"] == "best_of_n"})
+    out = []
+    for cap in caps:
+        best: dict[str, dict] = {}
+        for r in mine:
+            if r["calls_per_sample"]["total"] <= 1.01 * cap and (
+                    r["decoder"] not in best or r["median"] > best[r["decoder"]]["median"]):
+                best[r["decoder"]] = r
+        leader = max(best.values(), key=lambda r: r["median"])
+        tied = [d for d, r in best.items() if r is not leader and compare(r["median_ci"], leader["median_ci"]) == TIED]
+        out.append({"calls": cap, "leader": leader, "tied": tied})
+    return out
+
+
+def winners_table(scaling: list[dict], domain: str, reward: str) -> list[str]:
+    winners = call_matched_winners(scaling, domain, reward)
+    if not winners:
+        return []
+    lines = [f"Winners at matched calls ({domain} / {reward}): each method's best scaling point within the calls of "
+             "Best-of-N at each N.", "", "| calls per sample, at most | leader (budget): median [95% CI] | "
+             "not distinguishable from it |", "|---|---|---|"]
+    for w in winners:
+        r = w["leader"]
+        lines.append(f"| {w['calls']:.0f} | {r['decoder']} ({r['budget']}): {fmt_ci(r['median'], r['median_ci'])} | "
+                     f"{', '.join(w['tied']) or 'none'} |")
+    return lines + [""]
+
+
 def seeds_text(meta: dict) -> str:
     """``seed 0``, or ``seeds 0, 1, 2 (each cell pools one decode per seed)``."""
     seeds = meta.get("seeds") or [meta["seed"]]
@@ -232,7 +265,7 @@ def write_report(out: Path, *, mode: Mode, meta: dict, rows: list[dict], scaling
                f"per point (batches of {mode.scaling_batch_size}). Pick the highest curve at the wall time or calls "
                "you can spend.", ""]
         for domain, reward in scaled:
-            md += scaling_table(scaling, domain, reward)
+            md += scaling_table(scaling, domain, reward) + winners_table(scaling, domain, reward)
     md += (["![rewards per method](boxplots.png)", ""] if rows else []) + \
         (["![ablation over M (SVDD-PM against Best-of-N, from the scaling rows)](ablation_m.png)", ""] if ablation else [])
     atomic_write_text(out / "benchmark.md", "\n".join(md))
