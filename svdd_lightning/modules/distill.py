@@ -16,7 +16,9 @@ Each round (``distill.rounds``; ``distill.steps_per_round`` optimiser steps each
    log-probability is, up to terms free of the model, the sum over the tokens it reveals of log p_theta(token | x_t),
    so the loss is -sum_m w_m sum_{i revealed by m} log p_theta(x^m_i | x_t), plus ``kl_weight`` times the KL from the
    model's transition to the frozen pre-trained one (r_t sum_masked KL(p_theta(. | x_t)_i || p_pre(. | x_t)_i), r_t
-   the reveal probability), which holds the model near the original.
+   the reveal probability), which holds the model near the original. With ``target=x0`` the labels are denser:
+   each draw's denoised estimate x0_hat (what its value scored) labels every masked position, weighted by r_t,
+   the expected share of them a step reveals (the denoising regression toward the teacher).
 
 The calls of training are counted (roll-in: the current model; teacher: the pre-trained model and the reward), so
 what distillation paid can be set against what SVDD-PM spends at every decode.
@@ -46,11 +48,16 @@ class DistillModule(CheckpointMetadataMixin):
     def __init__(self, *, diffusion: MaskedDiffusion, reward: Any, domain: str, seed: int, rounds: int,
                  steps_per_round: int, samples_per_round: int, states_per_trajectory: int, num_candidates: int,
                  alpha: float, batch_size: int, replay_size: int, kl_weight: float, lr: float,
-                 pretrained_metadata: dict[str, Any] | None = None) -> None:
+                 target: str = "revealed", pretrained_metadata: dict[str, Any] | None = None) -> None:
         """``diffusion``: the pre-trained model, tuned in place (a frozen copy is kept as teacher and anchor).
         ``pretrained_metadata``: the pre-trained checkpoint's record (vocabulary, model description), carried
-        into the distilled checkpoint so that the same checks apply when it is decoded."""
+        into the distilled checkpoint so that the same checks apply when it is decoded. ``target``: what the
+        model is fitted to (see the module docstring): ``revealed`` (the tokens the teacher's draws reveal) or
+        ``x0`` (the teacher's draws' denoised estimates x0_hat at every masked position, weighted by r_t)."""
         super().__init__()
+        if target not in ("revealed", "x0"):
+            raise ValueError(f"distill.target={target!r} is unknown; use 'revealed' or 'x0'")
+        self.target = target
         if not isinstance(diffusion, MaskedDiffusion):
             raise ValueError(f"stage=distill runs on masked (token) diffusion models; got {type(diffusion).__name__}. "
                              f"Gaussian models (images) are not supported yet.")
@@ -130,21 +137,25 @@ class DistillModule(CheckpointMetadataMixin):
 
     @torch.no_grad()
     def teacher(self, x_t: Tensor, t: int, round_index: int) -> tuple[Tensor, Tensor]:
-        """M pre-trained draws of x_{t-1} per state and their weights softmax(v / alpha) (one-hot at alpha = 0)."""
+        """M pre-trained draws of x_{t-1} per state (target=x0: their x0_hat) and their weights softmax(v / alpha)
+        (one-hot at alpha = 0)."""
         model, m = self.pretrained, self.num_candidates
         n = x_t.shape[0]
         gens = ops.make_generators(self.seed + 2 + t, torch.arange(round_index * n, (round_index + 1) * n))
         denoised = model.denoise(x_t, t)
         candidates = model.propose(x_t, t, m, gens, denoised=denoised)  # (n, M, L)
         value = PosteriorMeanValue(reward=self.reward, diffusion=model)
-        values = score_states(value, self.reward, model, candidates.flatten(0, 1), t - 1, distinct=True).values
-        values = values.double().view(n, m)
+        flat = candidates.flatten(0, 1)
+        scored = score_states(value, self.reward, model, flat, t - 1, distinct=True)
+        values = scored.values.double().view(n, m)
         self.calls["denoiser_pretrained"] += n * (1 + m)
         self.calls["reward"] += n * m
         if self.alpha == 0:
             weights = F.one_hot(values.argmax(1), m).double()
         else:
             weights = torch.softmax(values / self.alpha, dim=1)
+        if self.target == "x0":  # the denoised estimates the value scored: a label at every masked position
+            return model.x0_estimate(flat, t - 1, scored.denoised).view_as(candidates), weights.float()
         return candidates, weights.float()
 
     def run_round(self, round_index: int) -> None:
@@ -155,17 +166,17 @@ class DistillModule(CheckpointMetadataMixin):
         self.calls["reward"] += ends.shape[0]
         log_likelihood = self.pretrained.log_likelihood(
             self.pretrained.to_data(ends), ops.make_generators(self.seed + 3, range(ends.shape[0])))
-        new = {"x_t": [], "t": [], "candidates": [], "weights": []}
+        new = {"x_t": [], "t": [], "targets": [], "weights": []}
         for t, x_t in states:
-            candidates, weights = self.teacher(x_t, t, round_index)
+            targets, weights = self.teacher(x_t, t, round_index)
             new["x_t"].append(x_t)
             new["t"].append(torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device))
-            new["candidates"].append(candidates)
+            new["targets"].append(targets)
             new["weights"].append(weights)
         self.diffusion.train(was_training)
         for key, parts in new.items():
             fresh = torch.cat(parts)
-            fresh = compact(fresh) if key in ("x_t", "candidates") else fresh
+            fresh = compact(fresh) if key in ("x_t", "targets") else fresh
             kept = torch.cat([self.replay[key], fresh]) if key in self.replay else fresh
             self.replay[key] = kept[-self.replay_size:]  # first in, first out
         record = {"round": round_index, "reward_median": float(rewards.median()),
@@ -182,18 +193,20 @@ class DistillModule(CheckpointMetadataMixin):
 
     # -- the update ------------------------------------------------------------------------------------------- #
 
-    def losses(self, x_t: Tensor, t: Tensor, candidates: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    def losses(self, x_t: Tensor, t: Tensor, targets: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """(forward-KL cross-entropy toward the teacher, KL to the pre-trained transition), per state, summed
         over positions and divided by the length."""
         model = self.diffusion
         logp = model.logits(x_t, t)  # (B, L, V): log-probabilities at masked positions, copies elsewhere
         masked = x_t == model.mask_index  # (B, L)
-        cand = candidates.long()
+        cand = targets.long()
         revealed = masked.unsqueeze(1) & (cand != model.mask_index)  # (B, M, L)
         position = cand.clamp(max=model.vocab_size - 1) if model.states_are_data else model.index_of[cand]
         token_logp = logp.unsqueeze(1).expand(-1, cand.shape[1], -1, -1).gather(-1, position.unsqueeze(-1))
         token_logp = torch.where(revealed, token_logp.squeeze(-1), 0.0)
         cross_entropy = -(weights.unsqueeze(-1) * token_logp).sum((1, 2)) / x_t.shape[1]
+        if self.target == "x0":  # every masked position labelled: r_t of them are revealed in expectation
+            cross_entropy = model.reveal_probability(t) * cross_entropy
         with torch.no_grad():
             reference = self.pretrained.logits(x_t, t)
         safe_p, safe_ref = (torch.where(masked.unsqueeze(-1), v, 0.0) for v in (logp, reference))
@@ -209,7 +222,7 @@ class DistillModule(CheckpointMetadataMixin):
         picker = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         rows = torch.randint(size, (min(self.batch_size, size),), generator=picker).to(self.replay["t"].device)
         cross_entropy, kl = self.losses(self.replay["x_t"][rows].long(), self.replay["t"][rows],
-                                        self.replay["candidates"][rows], self.replay["weights"][rows])
+                                        self.replay["targets"][rows], self.replay["weights"][rows])
         loss = cross_entropy.mean() + self.kl_weight * kl.mean()
         if self._trainer is not None:
             self.log_dict({"train/loss": loss, "train/teacher_cross_entropy": cross_entropy.mean(),
