@@ -126,7 +126,6 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "distill.replay_size": AtLeastOne,
     "distill.kl_weight": NonNegative,
     "distill.lr": Positive,
-    "distill.target": Literal["revealed", "x0"],
     # training runs for this many optimizer steps (Lightning's -1 = forever is no use to a stage that must end)
     "trainer.max_steps": AtLeastOne,
 }

@@ -16,9 +16,9 @@ Each round (``distill.rounds``; ``distill.steps_per_round`` optimiser steps each
    log-probability is, up to terms free of the model, the sum over the tokens it reveals of log p_theta(token | x_t),
    so the loss is -sum_m w_m sum_{i revealed by m} log p_theta(x^m_i | x_t), plus ``kl_weight`` times the KL from the
    model's transition to the frozen pre-trained one (r_t sum_masked KL(p_theta(. | x_t)_i || p_pre(. | x_t)_i), r_t
-   the reveal probability), which holds the model near the original. With ``target=x0`` the labels are denser:
-   each draw's denoised estimate x0_hat (what its value scored) labels every masked position, weighted by r_t,
-   the expected share of them a step reveals (the denoising regression toward the teacher).
+   the reveal probability), which holds the model near the original. (Denser labels, each draw's argmax estimate
+   x0_hat at every masked position, were tried on DNA and collapsed the model: argmax labels sharpen it round by
+   round, to low-complexity sequences of log-likelihood -135 against -265 and rewards near 2.)
 
 The calls of training are counted (roll-in: the current model; teacher: the pre-trained model and the reward), so
 what distillation paid can be set against what SVDD-PM spends at every decode.
@@ -48,16 +48,11 @@ class DistillModule(CheckpointMetadataMixin):
     def __init__(self, *, diffusion: MaskedDiffusion, reward: Any, domain: str, seed: int, rounds: int,
                  steps_per_round: int, samples_per_round: int, states_per_trajectory: int, num_candidates: int,
                  alpha: float, batch_size: int, replay_size: int, kl_weight: float, lr: float,
-                 target: str = "revealed", pretrained_metadata: dict[str, Any] | None = None) -> None:
+                 pretrained_metadata: dict[str, Any] | None = None) -> None:
         """``diffusion``: the pre-trained model, tuned in place (a frozen copy is kept as teacher and anchor).
         ``pretrained_metadata``: the pre-trained checkpoint's record (vocabulary, model description), carried
-        into the distilled checkpoint so that the same checks apply when it is decoded. ``target``: what the
-        model is fitted to (see the module docstring): ``revealed`` (the tokens the teacher's draws reveal) or
-        ``x0`` (the teacher's draws' denoised estimates x0_hat at every masked position, weighted by r_t)."""
+        into the distilled checkpoint so that the same checks apply when it is decoded."""
         super().__init__()
-        if target not in ("revealed", "x0"):
-            raise ValueError(f"distill.target={target!r} is unknown; use 'revealed' or 'x0'")
-        self.target = target
         if not isinstance(diffusion, MaskedDiffusion):
             raise ValueError(f"stage=distill runs on masked (token) diffusion models; got {type(diffusion).__name__}. "
                              f"Gaussian models (images) are not supported yet.")
@@ -137,8 +132,7 @@ class DistillModule(CheckpointMetadataMixin):
 
     @torch.no_grad()
     def teacher(self, x_t: Tensor, t: int, round_index: int) -> tuple[Tensor, Tensor]:
-        """M pre-trained draws of x_{t-1} per state (target=x0: their x0_hat) and their weights softmax(v / alpha)
-        (one-hot at alpha = 0)."""
+        """M pre-trained draws of x_{t-1} per state and their weights softmax(v / alpha) (one-hot at alpha = 0)."""
         model, m = self.pretrained, self.num_candidates
         n = x_t.shape[0]
         gens = ops.make_generators(self.seed + 2 + t, torch.arange(round_index * n, (round_index + 1) * n))
@@ -154,8 +148,6 @@ class DistillModule(CheckpointMetadataMixin):
             weights = F.one_hot(values.argmax(1), m).double()
         else:
             weights = torch.softmax(values / self.alpha, dim=1)
-        if self.target == "x0":  # the denoised estimates the value scored: a label at every masked position
-            return model.x0_estimate(flat, t - 1, scored.denoised).view_as(candidates), weights.float()
         return candidates, weights.float()
 
     def run_round(self, round_index: int) -> None:
@@ -205,8 +197,6 @@ class DistillModule(CheckpointMetadataMixin):
         token_logp = logp.unsqueeze(1).expand(-1, cand.shape[1], -1, -1).gather(-1, position.unsqueeze(-1))
         token_logp = torch.where(revealed, token_logp.squeeze(-1), 0.0)
         cross_entropy = -(weights.unsqueeze(-1) * token_logp).sum((1, 2)) / x_t.shape[1]
-        if self.target == "x0":  # every masked position labelled: r_t of them are revealed in expectation
-            cross_entropy = model.reveal_probability(t) * cross_entropy
         with torch.no_grad():
             reference = self.pretrained.logits(x_t, t)
         safe_p, safe_ref = (torch.where(masked.unsqueeze(-1), v, 0.0) for v in (logp, reference))

@@ -177,8 +177,7 @@ def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
                            samples_per_round=int(dc.samples_per_round),
                            states_per_trajectory=int(dc.states_per_trajectory), num_candidates=int(dc.num_candidates),
                            alpha=float(alpha), batch_size=int(dc.batch_size), replay_size=int(dc.replay_size),
-                           kl_weight=float(dc.kl_weight), lr=float(dc.lr), target=str(dc.target),
-                           pretrained_metadata=metadata)
+                           kl_weight=float(dc.kl_weight), lr=float(dc.lr), pretrained_metadata=metadata)
     steps = int(dc.rounds) * int(dc.steps_per_round)
     with open_dict(cfg):
         cfg.trainer.max_steps = steps  # the rounds set the length of a distillation
