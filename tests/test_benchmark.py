@@ -276,3 +276,11 @@ def test_call_matched_winners_take_each_methods_best_point_within_the_cap():
     assert first["calls"] == 129 and first["leader"]["decoder"] == "best_of_n" and first["tied"] == []
     # within 258 calls: SVDD-PM's budget-2 point (510) is out, its budget-1 point (257) is in and overlaps
     assert second["leader"]["decoder"] == "best_of_n" and sorted(second["tied"]) == ["svdd_pm", "tree"]
+
+
+def test_every_decoder_with_candidates_scales_over_budgets():
+    """A decoder config that inherits num_candidates (tree_search from tree) must still get the scaling budgets,
+    not the single point of pre-trained sampling and DPS."""
+    from svdd_lightning.tasks.benchmark_plan import DECODERS, single_point
+
+    assert [d for d in DECODERS if single_point(d)] == ["pretrained", "dps"]
