@@ -126,6 +126,23 @@ def ehrlich_blocks() -> dict[str, str]:
     return blocks
 
 
+def distill_blocks() -> dict[str, str]:
+    """The distillation comparison (benchmarks/distill.py): per task its table, rounds and break-even, as the
+    script renders them from docs/distill/<domain>/distill.json."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distill import render as render_distill
+
+    blocks = {}
+    for path in sorted((ROOT / "docs" / "distill").glob("*/distill.json")):
+        data = json.loads(path.read_text())
+        body = render_distill(data).split("\n", 2)[2].rstrip("\n")  # without its title
+        domain = path.parent.name
+        blocks[f"stamp_{domain}"] = stamp(command=data["command"], date=data["date"], commit=last_commit(path),
+                                          machine=data["machine"], source=f"`docs/distill/{domain}/distill.json`")
+        blocks[f"table_{domain}"] = body
+    return blocks
+
+
 def readme_stamp(command: str, date: str, machine: str) -> dict[str, str]:
     return {"stamp": stamp(command=command, date=date, commit=f"{README_COMMIT} (text moved from README.md)",
                            machine=machine, source="no machine-readable result file: the text and provenance "
@@ -135,6 +152,7 @@ def readme_stamp(command: str, date: str, machine: str) -> dict[str, str]:
 PAGES = {
     "benchmark.md": benchmark_blocks,
     "ehrlich.md": ehrlich_blocks,
+    "distill.md": distill_blocks,
     "speed.md": speed_blocks,
     "multi-objective.md": pareto_blocks,
     "soft-value.md": lambda: readme_stamp("train.py stage=value value_training.target=soft|mean, then "
