@@ -93,8 +93,15 @@ def pooled(cells: list[Path], original: OriginalModel, seeds: list[int]) -> dict
     for cell, seed in zip(cells, seeds):
         texts, values = read_samples(cell)
         rewards += values
-        measures.append(original.measure(texts, seed))
-        summaries.append(json.loads((cell / "summary.json").read_text()))
+        summary = json.loads((cell / "summary.json").read_text())
+        summaries.append(summary)
+        try:
+            measures.append(original.measure(texts, seed))
+        except KeyError:
+            # Molecules: a written SMILES, canonicalised, can hold SELFIES tokens outside the model's vocabulary, so
+            # the samples cannot be read back for the original model's log-likelihood; the metrics that need no
+            # model (validity, uniqueness, diversity) come from the decode's own summary.
+            measures.append({k: v for k, v in summary["naturalness"].items() if not k.startswith("log_likelihood")})
     keys = [k for k in measures[0] if all(isinstance(m.get(k), (int, float)) for m in measures)]
     per_sample = [s["calls"]["per_sample"]["asked"]["total"] for s in summaries]
     return {"num_samples": len(rewards), "median": statistics.median(rewards),
@@ -148,7 +155,16 @@ def main(argv=None) -> None:
             checkpoint=checkpoint, out=out), original, args.svdd_seeds)
     plain, bon, svdd = rows["distilled pretrained"], rows["original best_of_n"], rows["original svdd_pm"]
     saving = svdd["calls_per_sample"] - plain["calls_per_sample"]
+    import datetime
+    import os
+
+    import torch
+
     report = {
+        "command": "python benchmarks/distill.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "machine": f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s)",
+        "training_wall_seconds": record.get("wall_seconds"),
         "task": args.task, "distilled": str(args.distilled), "rows": rows,
         "rounds": record["rounds"], "alpha": record["alpha"], "options": record["options"],
         "training_calls": record["calls_total"],
@@ -173,11 +189,15 @@ def render(report: dict) -> str:
         nat = " | ".join(f"{r['naturalness_under_original'].get(k, float('nan')):.3f}" for k in keys)
         lines.append(f"| {name} | {r['num_samples']} | {r['median']:.3f} [{r['median_ci'][0]:.3f}, "
                      f"{r['median_ci'][1]:.3f}] | {r['calls_per_sample']:.0f} | {nat} |")
-    lines += ["", "Naturalness is measured under the original model for every row.", "",
+    lines += ["", "Naturalness is measured under the original model for every row." if "log_likelihood" in keys else
+              "Naturalness: metrics that need no model (the samples could not all be read back into the model's "
+              "vocabulary for a log-likelihood under the original model).", "",
               f"Distilled plain sampling against Best-of-N: {report['distilled_vs_best_of_n']}.",
               "Relative change of each naturalness metric against the original model's pre-trained samples: "
               + ", ".join(f"{k} {100 * v:+.1f}%" for k, v in report["naturalness_change"].items()) + ".", "",
-              f"Training paid {report['training_calls']} calls; distilling is cheaper than SVDD-PM after "
+              f"Training paid {report['training_calls']} calls"
+              + (f" and {report['training_wall_seconds'] / 60:.1f} min" if report.get("training_wall_seconds") else "")
+              + "; distilling is cheaper than SVDD-PM after "
               + (f"{report['break_even_samples']:.0f} samples." if report["break_even_samples"] else "never."), "",
               "| round | plain samples' median | log-likelihood under the original | calls so far |", "|---|---|---|---|"]
     lines += [f"| {r['round'] + 1} | {r['reward_median']:.3f} | {r['log_likelihood_original']:.1f} | "

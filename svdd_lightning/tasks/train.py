@@ -158,6 +158,7 @@ def run_oracle(cfg: DictConfig, output_dir: Path) -> Path:
 
 def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
     import json
+    import time
 
     from omegaconf import open_dict
 
@@ -182,12 +183,15 @@ def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
     with open_dict(cfg):
         cfg.trainer.max_steps = steps  # the rounds set the length of a distillation
     data = L.LightningDataModule.from_datasets(train_dataset=RoundSteps(steps), batch_size=1, num_workers=0)
+    started = time.perf_counter()
     trainer = fit(cfg, module, data, output_dir, name=f"distill-{cfg.domain.name}-{reward_name}", val_every=steps)
     path = output_dir / "distilled.ckpt"
     trainer.save_checkpoint(path, weights_only=True)
     if trainer.is_global_zero:
         record = {"reward": reward_name, "alpha": float(alpha), "options": dict(dc), "pretrained": checkpoint,
-                  "rounds": module.history, "calls": module.calls, "calls_total": int(sum(module.calls.values()))}
+                  "rounds": module.history, "calls": module.calls, "calls_total": int(sum(module.calls.values())),
+                  # this run's seconds (a resumed run: since it resumed)
+                  "wall_seconds": round(time.perf_counter() - started, 1)}
         (output_dir / "distill.json").write_text(json.dumps(record, indent=2, default=float))
         print(f"distill: {len(module.history)} rounds, {record['calls_total']} calls in all ({module.calls}); "
               f"per round in {output_dir / 'distill.json'}")
