@@ -129,13 +129,11 @@ def ehrlich_blocks() -> dict[str, str]:
 def distill_blocks() -> dict[str, str]:
     """The distillation comparison (benchmarks/distill.py): per task its table, rounds and break-even, as the
     script renders them from docs/distill/<domain>/distill.json."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.distill import render as render_distill
-
     blocks = {}
     for path in sorted((ROOT / "docs" / "distill").glob("*/distill.json")):
         data = json.loads(path.read_text())
-        body = render_distill(data).split("\n", 2)[2].rstrip("\n")  # without its title
+        # the table benchmarks/distill.py rendered beside its json (scripts do not import each other)
+        body = (path.parent / "distill.md").read_text().split("\n", 2)[2].rstrip("\n")  # without its title
         domain = path.parent.name
         blocks[f"stamp_{domain}"] = stamp(command=data["command"], date=data["date"], commit=last_commit(path),
                                           machine=data["machine"], source=f"`docs/distill/{domain}/distill.json`")
