@@ -89,10 +89,11 @@ class OriginalModel:
 def pooled(cells: list[Path], original: OriginalModel, seeds: list[int]) -> dict:
     """One row from per-seed cells: pooled rewards with intervals, calls and wall seconds per sample from the
     summaries, naturalness (and the held-out scan) under the original model averaged over seeds."""
-    rewards, measures, summaries = [], [], []
+    rewards, measures, summaries, medians = [], [], [], []
     for cell, seed in zip(cells, seeds):
         texts, values = read_samples(cell)
         rewards += values
+        medians.append(statistics.median(values))
         summary = json.loads((cell / "summary.json").read_text())
         summaries.append(summary)
         try:
@@ -106,7 +107,7 @@ def pooled(cells: list[Path], original: OriginalModel, seeds: list[int]) -> dict
     per_sample = [s["calls"]["per_sample"]["asked"]["total"] for s in summaries]
     return {"num_samples": len(rewards), "median": statistics.median(rewards),
             "median_ci": bootstrap_ci(rewards, "median"), "q90_ci": bootstrap_ci(rewards, "q90"),
-            "seed_medians": [statistics.median(read_samples(c)[1]) for c in cells],
+            "seed_medians": medians,
             "calls_per_sample": statistics.fmean(per_sample),
             "wall_seconds_per_sample": sum(s["wall_seconds"] for s in summaries) / len(rewards),
             "naturalness_under_original": {k: statistics.fmean(m[k] for m in measures) for k in keys},

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from svdd_lightning import ops
 from svdd_lightning.diffusion.masked import MaskedDiffusion
+from svdd_lightning.metrics import elbo_log_likelihood
 from svdd_lightning.modules.metadata import CheckpointMetadataMixin
 from svdd_lightning.stopping import raise_if_requested
 from svdd_lightning.values.base import score_states
@@ -156,8 +157,7 @@ class DistillModule(CheckpointMetadataMixin):
         states, ends = self.roll_in(round_index)
         rewards = self.reward(ends).float()
         self.calls["reward"] += ends.shape[0]
-        log_likelihood = self.pretrained.log_likelihood(
-            self.pretrained.to_data(ends), ops.make_generators(self.seed + 3, range(ends.shape[0])))
+        natural = elbo_log_likelihood(self.pretrained.to_data(ends), diffusion=self.pretrained, seed=self.seed + 2)
         new = {"x_t": [], "t": [], "targets": [], "weights": []}
         for t, x_t in states:
             targets, weights = self.teacher(x_t, t, round_index)
@@ -173,7 +173,7 @@ class DistillModule(CheckpointMetadataMixin):
             self.replay[key] = kept[-self.replay_size:]  # first in, first out
         record = {"round": round_index, "reward_median": float(rewards.median()),
                   "reward_mean": float(rewards.mean()),
-                  "log_likelihood_original": float(log_likelihood.mean()),
+                  "log_likelihood_original": natural["log_likelihood"],
                   "replay_states": int(self.replay["t"].shape[0]),
                   "calls_total": int(sum(self.calls.values())), **{f"calls_{k}": v for k, v in self.calls.items()}}
         self.history.append(record)

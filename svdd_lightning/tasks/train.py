@@ -162,6 +162,7 @@ def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
 
     from omegaconf import open_dict
 
+    from svdd_lightning.atomic import atomic_write_text
     from svdd_lightning.checkpoints import read_checkpoint
     from svdd_lightning.modules.distill import DistillModule, RoundSteps, default_alpha
 
@@ -192,7 +193,7 @@ def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
                   "rounds": module.history, "calls": module.calls, "calls_total": int(sum(module.calls.values())),
                   # this run's seconds (a resumed run: since it resumed)
                   "wall_seconds": round(time.perf_counter() - started, 1)}
-        (output_dir / "distill.json").write_text(json.dumps(record, indent=2, default=float))
+        atomic_write_text(output_dir / "distill.json", json.dumps(record, indent=2, default=float))
         print(f"distill: {len(module.history)} rounds, {record['calls_total']} calls in all ({module.calls}); "
               f"per round in {output_dir / 'distill.json'}")
     return path
