@@ -18,7 +18,8 @@ from svdd_lightning.errors import CheckpointError
 
 # What a checkpoint's description may ask to be built: module prefixes, and single diffusers classes.
 BUILDABLE_PREFIXES = ("svdd_lightning.diffusion.", "svdd_lightning.networks.")
-BUILDABLE_CLASSES = ("diffusers.UNet2DModel", "diffusers.DDPMScheduler", "diffusers.DDIMScheduler")
+BUILDABLE_CLASSES = ("diffusers.UNet2DModel", "diffusers.DDPMScheduler", "diffusers.DDIMScheduler",
+                     "diffusers.FlowMatchEulerDiscreteScheduler")
 # Keys of the diffusion node that are not the model: where its weights are, and how it is run.
 NOT_THE_MODEL = ("checkpoint", "compile")
 # The number of denoising steps a diffusion takes at decoding, by its builder's argument name: a loaded model
