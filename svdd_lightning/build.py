@@ -277,9 +277,9 @@ CPU_MAX_BATCH = 64
 def share_max_batch(diffusion: Any, max_batch: int | None) -> None:
     """A latent model chunks its own UNet and VAE calls (proposals, decoding) with the decoder's cap, unless
     diffusion.max_batch set one of its own."""
-    from svdd_lightning.diffusion.latent import LatentDiffusion
+    from svdd_lightning.diffusion.latent import VaeLatents
 
-    if isinstance(diffusion, LatentDiffusion) and diffusion.max_batch is None:
+    if isinstance(diffusion, VaeLatents) and diffusion.max_batch is None:
         diffusion.max_batch = max_batch
 
 

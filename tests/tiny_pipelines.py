@@ -69,3 +69,33 @@ def tiny_aesthetic(folder: Path, *, seed: int = 0, mlp: bool = True) -> tuple[Pa
         state = {"weight": torch.randn(1, 12) / 12**0.5, "bias": torch.zeros(1)}
     torch.save(state, folder / "head.pth")
     return folder / "clip", folder / "head.pth"
+
+
+def tiny_stable_diffusion_3(folder: Path, *, seed: int = 0, shift: float = 3.0, dynamic_shifting: bool = False) -> Path:
+    """A Stable-Diffusion-3-layout folder (transformer/, vae/, text_encoder/ + tokenizer/, text_encoder_2/ +
+    tokenizer_2/, scheduler/; no T5, as SD3 allows): latents 4 x 8 x 8 in 2 x 2 patches, images 3 x 16 x 16, a VAE
+    with a shift factor, SD3's scheduler settings (shift 3) unless told otherwise."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=8,
+        num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16, pooled_projection_dim=32,
+        pos_embed_max_size=16)
+
+    def clip():
+        return CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=516, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+            max_position_embeddings=TINY_TOKENS, bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=16))
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        norm_num_groups=4, sample_size=16, scaling_factor=1.5035, shift_factor=0.0609)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift,
+                                                use_dynamic_shifting=dynamic_shifting)
+    pipeline = StableDiffusion3Pipeline(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip(),
+                                        tokenizer=tiny_tokenizer(), text_encoder_2=clip(), tokenizer_2=tiny_tokenizer(),
+                                        text_encoder_3=None, tokenizer_3=None)
+    pipeline.save_pretrained(folder)
+    return Path(folder)

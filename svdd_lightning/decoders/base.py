@@ -56,6 +56,8 @@ class Decoder(ABC):
     dedup: bool = True
     # Set by the decoding module on rank zero when the trainer shows progress bars.
     show_progress: bool = False
+    # Draws several next states of one state per step (its num_candidates): pointless where steps draw nothing.
+    branches: bool = False
 
     def steps(self, diffusion: Diffusion, start: Start | None = None):
         """The reverse-time grid (the diffusion's, or from the start's first step), with a per-step progress bar

@@ -28,6 +28,7 @@ from svdd_lightning.ranges import AtLeastOne, NonNegative
 
 class BeamSearch(Decoder):
     name = "beam"
+    branches = True  # M next states of each state per step
 
     def __init__(self, *, reward: Reward, value: ValueFunction, beams: AtLeastOne = 4, num_candidates: AtLeastOne = 3,
                  alpha: NonNegative = 0.0, max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:

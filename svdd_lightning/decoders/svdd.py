@@ -32,6 +32,7 @@ from svdd_lightning.ranges import AtLeastOne, NonNegative, Probability
 
 class SVDD(Decoder):
     name = "svdd"
+    branches = True  # M next states of each state per step
 
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: AtLeastOne = 10, alpha: NonNegative = 0.0,
                  max_batch: AtLeastOne | None = None, dedup: bool = True) -> None:

@@ -40,6 +40,7 @@ from svdd_lightning.values.base import ValueFunction, score_states
 
 class NestedSMC(Decoder):
     name = "svdd_smc"
+    branches = True  # M next states of each state per step
 
     def __init__(self, *, reward: Reward, value: ValueFunction, num_candidates: AtLeastOne = 10, particles: AtLeastOne = 1,
                  alpha: Positive = 1.0, ess_threshold: Probability = 0.5,

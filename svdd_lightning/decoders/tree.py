@@ -52,6 +52,7 @@ from svdd_lightning.values.base import score_states
 
 class TreeSearch(Decoder):
     name = "tree"
+    branches = True  # M next states of each state per step
 
     def __init__(self, *, reward: Reward, num_candidates: AtLeastOne = 10, alpha: NonNegative = 1.0,
                  mode: Literal["sample", "search"] = "sample", widening: Positive = 1.0,

@@ -54,7 +54,9 @@ class Diffusion(nn.Module, ABC):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        # Buffers too: a network with no weights (an analytic velocity in the tests) still has the schedule's.
+        tensor = next(self.parameters(), None)
+        return (tensor if tensor is not None else next(self.buffers())).device
 
     @abstractmethod
     def prior(self, batch_size: int, generators: Generators) -> Tensor:

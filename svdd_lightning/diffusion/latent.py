@@ -74,16 +74,18 @@ class TextConditionedUNet(nn.Module):
         return uncond + self.guidance_scale * (text - uncond)
 
 
-class LatentDiffusion(GaussianDiffusion):
-    """Gaussian diffusion on VAE latents with a text-conditioned UNet (see the module docstring)."""
+class VaeLatents:
+    """The part of a latent diffusion that is about its VAE (mixed in before GaussianDiffusion or FlowDiffusion):
+    states are scaled latents, ``to_data`` decodes them to pixels, ``encode_data`` encodes pixels back, and
+    ``max_batch`` caps the latents per network and VAE call. The scaling is the VAE config's: latents =
+    (z - shift_factor) * scaling_factor (shift_factor: SD3 and Flux VAEs; none for SD 1.x)."""
 
     states_are_data = False
 
-    def __init__(self, *, network: TextConditionedUNet, vae: nn.Module, event_shape, eta: float = 1.0,
-                 max_batch: int | None = None, **schedule) -> None:
-        super().__init__(network=network, event_shape=event_shape, eta=eta, **schedule)
+    def attach_vae(self, vae: nn.Module, max_batch: int | None) -> None:
         self.vae = vae
         self.scaling_factor = float(vae.config.scaling_factor)
+        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
         self.max_batch = max_batch
 
     @property
@@ -100,14 +102,20 @@ class LatentDiffusion(GaussianDiffusion):
     def to_data(self, x0: Tensor) -> Tensor:
         """VAE-decoded RGB pixels in [-1, 1], (B, 3, H, W); differentiable (DPS)."""
         def decode(z: Tensor) -> Tensor:
-            return self.vae.decode(z / self.scaling_factor).sample.clamp(-1.0, 1.0)
+            z = z / self.scaling_factor
+            if self.shift_factor:  # skipped, not added as 0, so that SD 1.x latents decode bit for bit as before
+                z = z + self.shift_factor
+            return self.vae.decode(z).sample.clamp(-1.0, 1.0)
 
         return in_chunks(decode, x0, self.max_batch)
 
     def encode_data(self, images: Tensor) -> Tensor:
-        """Pixels in [-1, 1] -> latents (the posterior mean of the VAE encoder, scaled)."""
+        """Pixels in [-1, 1] -> latents (the posterior mean of the VAE encoder, shifted and scaled)."""
         def encode(x: Tensor) -> Tensor:
-            return self.vae.encode(x).latent_dist.mean * self.scaling_factor
+            z = self.vae.encode(x).latent_dist.mean
+            if self.shift_factor:
+                z = z - self.shift_factor
+            return z * self.scaling_factor
 
         return in_chunks(encode, images, self.max_batch)
 
@@ -116,13 +124,27 @@ class LatentDiffusion(GaussianDiffusion):
         return super().log_likelihood(self.encode_data(x0), generators, num_estimates)
 
 
+class LatentDiffusion(VaeLatents, GaussianDiffusion):
+    """Gaussian diffusion on VAE latents with a text-conditioned UNet (see the module docstring)."""
+
+    def __init__(self, *, network: TextConditionedUNet, vae: nn.Module, event_shape, eta: float = 1.0,
+                 max_batch: int | None = None, **schedule) -> None:
+        super().__init__(network=network, event_shape=event_shape, eta=eta, **schedule)
+        self.attach_vae(vae, max_batch)
+
+
 def load_stable_diffusion(*, path: str, prompt: str, num_inference_steps: int, guidance_scale: float = 7.5,
-                          negative_prompt: str = "", eta: float = 1.0, height: int | None = None,
+                          negative_prompt: str = "", eta: float = 1.0, stochasticity: float = 1.0,
+                          diffusion_coefficient: str = "sigma", mu: float | None = None, height: int | None = None,
                           width: int | None = None, max_batch: int | None = None) -> LatentDiffusion:
     """A Stable-Diffusion-layout folder (``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``:
     what ``StableDiffusionPipeline.save_pretrained`` writes) as a :class:`LatentDiffusion` for one prompt,
     each part read with ``from_pretrained(local folder)``; the scheduler's config is read as DDIM's.
-    ``height``/``width`` default to the UNet's sample size times the VAE's downsampling factor."""
+    ``height``/``width`` default to the UNet's sample size times the VAE's downsampling factor.
+
+    A folder with ``transformer/`` instead of ``unet/`` is a flow model (Stable Diffusion 3 / 3.5) and loads as a
+    LatentFlowDiffusion (svdd_lightning/diffusion/latent_flow.py) with ``stochasticity``, ``diffusion_coefficient``
+    and ``mu``; ``eta`` is DDIM's and applies to ``unet/`` folders only, the other three to flow folders only."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel
 
@@ -134,17 +156,25 @@ def load_stable_diffusion(*, path: str, prompt: str, num_inference_steps: int, g
                           "text_encoder/, tokenizer/, scheduler/: what StableDiffusionPipeline.save_pretrained "
                           "writes).")
     folder = resolve_path(path)
-    missing = [name for name in SD_FOLDERS if not (folder / name).is_dir()]
-    if missing:
-        lacking = ", ".join(f"{name}/" for name in missing)
-        raise CheckpointError(f"model.path={folder} is not a Stable Diffusion folder: it lacks {lacking} "
-                              f"(it needs {', '.join(SD_FOLDERS)}; StableDiffusionPipeline.save_pretrained writes "
-                              f"them).")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError(f"prompt={prompt!r}: domain=latent_image needs a text prompt, e.g. prompt='a red square' "
                           f"(or prompt=FILE, one prompt per line).")
     if guidance_scale < 0:
         raise ConfigError(f"guidance_scale={guidance_scale}: use 1 for no guidance or more (7.5 is SD's default).")
+    if (folder / "transformer").is_dir() and not (folder / "unet").is_dir():
+        from svdd_lightning.diffusion.latent_flow import load_stable_diffusion_3, refuse_flux
+
+        refuse_flux(folder)
+        return load_stable_diffusion_3(folder=folder, prompt=prompt, num_inference_steps=num_inference_steps,
+                                       guidance_scale=guidance_scale, negative_prompt=negative_prompt,
+                                       stochasticity=stochasticity, diffusion_coefficient=diffusion_coefficient,
+                                       mu=mu, height=height, width=width, max_batch=max_batch)
+    missing = [name for name in SD_FOLDERS if not (folder / name).is_dir()]
+    if missing:
+        lacking = ", ".join(f"{name}/" for name in missing)
+        raise CheckpointError(f"model.path={folder} is not a Stable Diffusion folder: it lacks {lacking} "
+                              f"(it needs {', '.join(SD_FOLDERS)}; StableDiffusionPipeline.save_pretrained writes "
+                              f"them), or, for a Stable Diffusion 3 folder, transformer/ in place of unet/.")
     unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
     text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()

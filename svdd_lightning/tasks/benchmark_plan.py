@@ -16,7 +16,7 @@ DECODERS = ["pretrained", "best_of_n", "dps", "smc", "svdd_mc", "svdd_pm", "svdd
             "tree_search"]
 DEFAULT_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("image", "compressibility")]
 ALL_TASKS = [("dna", "hepg2_motif"), ("rna", "mfe"), ("molecule", "qed"), ("molecule", "sa"),
-             ("image", "compressibility"), ("image", "digit")]
+             ("image", "compressibility"), ("image", "digit"), ("image_flow", "compressibility")]
 COLOURS = {"pretrained": "black", "best_of_n": "tab:gray", "dps": "tab:purple", "smc": "tab:green",
            "svdd_mc": "tab:blue", "svdd_pm": "tab:red", "svdd_r": "tab:orange",
            "beam": "tab:cyan", "svdd_smc": "tab:olive", "tree": "gold",

@@ -44,6 +44,7 @@ from svdd_lightning.modules.value import ValueRegressionModule
 from svdd_lightning.options import check_config
 from svdd_lightning.paths import CONFIG_DIR
 from svdd_lightning.reward_choice import is_several, reward_config, reward_label
+from svdd_lightning.rewards.latent import reward_of_states
 from svdd_lightning.training import fit
 
 STAGES = ("pretrain", "value", "oracle", "distill")
@@ -93,7 +94,8 @@ def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     alpha = soft_alpha(cfg, reward_name)  # checked before any rollout is made
     domain = build_domain(cfg)
     diffusion = build_diffusion(cfg, domain)
-    reward = build_reward(cfg, domain)
+    # A latent model's rollouts end in latents: the reward scores them decoded, as decoders call it.
+    reward = reward_of_states(build_reward(cfg, domain), diffusion)
     if vt.rollouts and vt.get("rescore", False):
         rollouts = rescore_rollouts(Path(vt.rollouts), reward, output_dir)
     elif vt.rollouts:
