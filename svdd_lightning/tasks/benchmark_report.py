@@ -18,7 +18,8 @@ from svdd_lightning.tasks.benchmark_rows import is_ok, read_row
 # The naturalness metrics shown per domain in the summary table (all of them are in the JSON and
 # the per-task tables).
 HEADLINE_NATURALNESS = {"dna": ("kmer3_correlation", "unique_fraction"), "rna": ("kmer3_correlation", "unique_fraction"),
-                        "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance")}
+                        "molecule": ("uniqueness", "internal_diversity"), "image": ("digit_rate", "frechet_distance"),
+                        "image_flow": ("digit_rate", "frechet_distance")}
 
 
 def read_rewards(run_dir: Path) -> list[float]:
