@@ -61,6 +61,25 @@ def benchmark_blocks() -> dict[str, str]:
     return blocks
 
 
+def flow_blocks() -> dict[str, str]:
+    """The digits as a rectified flow (domain=image_flow): the benchmark's rows of docs/flow/benchmark.json."""
+    path = ROOT / "docs" / "flow" / "benchmark.json"
+    data = json.loads(path.read_text())
+    blocks = {"stamp": stamp(command=data["command"], date=data.get("date", "not recorded"), commit=last_commit(path),
+                             machine=data["machine"], source="`docs/flow/benchmark.json` (the full report: "
+                                                             "[flow benchmark report](../flow/benchmark.md))")}
+    rows = [r for r in data["rows"] if r.get("status", "ok") == "ok"]
+    lines = ["| method | median [95% interval] | 90th percentile | calls per sample | digit rate | Fréchet distance |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        nat = r.get("naturalness", {})
+        lines.append(f"| {r['decoder']} | {interval(r['median'], r['median_ci'])} | {r['q90']:.3f} | "
+                     f"{r['calls_per_sample']['total']:.0f} | {nat.get('digit_rate', float('nan')):.3f} | "
+                     f"{nat.get('frechet_distance', float('nan')):.3f} |")
+    blocks["median"] = "\n".join(lines)
+    return blocks
+
+
 def speed_blocks() -> dict[str, str]:
     path = ROOT / "benchmarks" / "speed.json"
     data = json.loads(path.read_text())
@@ -151,6 +170,7 @@ PAGES = {
     "benchmark.md": benchmark_blocks,
     "ehrlich.md": ehrlich_blocks,
     "distill.md": distill_blocks,
+    "flow.md": flow_blocks,
     "speed.md": speed_blocks,
     "multi-objective.md": pareto_blocks,
     "soft-value.md": lambda: readme_stamp("train.py stage=value value_training.target=soft|mean, then "
