@@ -256,6 +256,15 @@ def test_distill_stage_writes_a_tagged_checkpoint_and_its_rounds(distilled):
     assert record["calls"] == {"denoiser_current": 2 * 16, "denoiser_pretrained": 2 * 8 * 4, "reward": 2 * (4 + 8 * 3)}
 
 
+def test_distill_refuses_a_trainer_max_steps_its_rounds_would_replace(workdir, pretrained):
+    out = workdir / "distill-max-steps"
+    proc = run("train.py", "stage=distill", f"diffusion.checkpoint={pretrained}", "trainer.max_steps=7",
+               f"output_dir={out}", "logger=none", *TINY, tmp=workdir, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "trainer.max_steps=7" in proc.stderr and "distill.rounds" in proc.stderr, proc.stderr[-2000:]
+    assert not (out / "distilled.ckpt").exists()
+
+
 SLOW = pytest.mark.slow  # the other decoders: run with make test-slow
 
 

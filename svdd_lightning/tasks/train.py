@@ -88,6 +88,22 @@ def soft_alpha(cfg: DictConfig, reward_name: str) -> float | None:
     return None if alpha is None else float(alpha)
 
 
+def overridden_max_steps() -> int | None:
+    """trainer.max_steps as given on the command line (or to compose), None when not given."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "trainer.max_steps":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def run_value(cfg: DictConfig, output_dir: Path) -> Path:
     vt = cfg.value_training
     reward_name = reward_label(cfg.reward)
@@ -169,6 +185,12 @@ def run_distill(cfg: DictConfig, output_dir: Path) -> Path:
     from svdd_lightning.modules.distill import DistillModule, RoundSteps, default_alpha
 
     dc = cfg.distill
+    asked = overridden_max_steps()  # before anything is built: a length the rounds would silently replace
+    if asked is not None and asked != int(dc.rounds) * int(dc.steps_per_round):
+        raise ConfigError(f"trainer.max_steps={asked}: a distillation's length is distill.rounds x "
+                          f"distill.steps_per_round ({dc.rounds} x {dc.steps_per_round} = "
+                          f"{int(dc.rounds) * int(dc.steps_per_round)}); drop trainer.max_steps and set "
+                          f"distill.rounds= or distill.steps_per_round= instead.")
     reward_name = reward_label(cfg.reward)
     alpha = dc.alpha if dc.alpha is not None else default_alpha((cfg.domain.get("reward_scale") or {}).get(reward_name))
     domain = build_domain(cfg)
