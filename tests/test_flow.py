@@ -70,8 +70,16 @@ def test_transition_log_prob_is_the_gaussian_the_step_draws_from():
     assert torch.allclose(log_prob, expected.flatten(2).sum(-1), rtol=1e-5, atol=1e-3)
     sigma, sigma_next = ours.sigma_at[4], ours.sigma_at[3]
     assert torch.allclose(std, 0.8 * (sigma - sigma_next).sqrt().expand(2))  # g = 0.8 (constant)
-    with pytest.raises(ValueError, match="deterministic"):
+    with pytest.raises(ValueError, match="final step"):
         ours.transition_log_prob(candidates[:, 0], x, 1)  # the last step is the ODE's: a point mass
+    with pytest.raises(ValueError, match=r"t in \[1, num_steps=5\]"):
+        ours.transition_log_prob(candidates[:, 0], x, torch.zeros(2, dtype=torch.long))
+
+
+def test_a_grid_with_nan_is_refused():
+    """diffusers' FlowMatchEulerDiscreteScheduler(shift_terminal=0.1) at one step gives sigmas [nan, 0]."""
+    with pytest.raises(ValueError, match="sigmas must descend"):
+        FlowDiffusion(network=GaussianVelocity(), event_shape=(2,), sigmas=[float("nan"), 0.5, 0.0])
 
 
 # An analytic flow: data x_0 ~ N(M, S^2) per dimension, so the interpolant's marginal at sigma is

@@ -78,7 +78,7 @@ class FlowDiffusion(Diffusion):
         if len(shape) == 0 or any(s < 1 for s in shape):
             raise ValueError(f"event_shape must be a non-empty sequence of positive sizes, got {tuple(event_shape)}")
         grid = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
-        if grid.numel() < 2 or float(grid[-1]) != 0.0 or bool((grid[:-1] <= 0).any()) or bool((grid > 1).any()) \
+        if grid.numel() < 2 or not bool(torch.isfinite(grid).all()) or float(grid[-1]) != 0.0 or bool((grid[:-1] <= 0).any()) or bool((grid > 1).any()) \
                 or bool((grid.diff() >= 0).any()):
             raise ValueError(f"sigmas must descend strictly from at most 1 to a final 0 (a FlowMatchEulerDiscrete"
                              f"Scheduler's sigmas after set_timesteps; invert_sigmas is not supported), got "
@@ -193,9 +193,15 @@ class FlowDiffusion(Diffusion):
         if denoised is None:
             denoised = self.denoise(x_t, t)
         mean, std = self.transition(x_t, t, denoised)
+        time = self.as_time(t, x_t.shape[0])
+        if bool(((time < 1) | (time > self.num_steps)).any()):
+            raise ValueError(f"transition_log_prob needs steps t in [1, num_steps={self.num_steps}]")
         if bool((std == 0).any()):
-            raise ValueError("the step is deterministic (stochasticity = 0, or the final step): a point mass has no "
-                             "transition density; set stochasticity > 0")
+            if self.stochasticity == 0.0:
+                raise ValueError("the step is deterministic (stochasticity = 0: the ODE): a point mass has no "
+                                 "transition density; set stochasticity > 0")
+            raise ValueError("the final step (t = 1, to sigma = 0) is always the ODE's, deterministic: a point mass "
+                             "has no transition density")
         lead = x_prev.dim() - len(self.event_shape)  # 1: (B, *event); 2: (B, M, *event)
         if lead == 2:
             mean = mean.unsqueeze(1)
@@ -270,8 +276,15 @@ def flow_schedule(scheduler, num_inference_steps: int, mu: float | None = None) 
     if getattr(config, "invert_sigmas", False):
         raise ValueError("a scheduler with invert_sigmas=True (Mochi's) is not supported: its sigmas end at 1")
     if getattr(config, "use_dynamic_shifting", False) and mu is None:
-        raise ValueError("the scheduler uses dynamic shifting (use_dynamic_shifting=true): pass mu, or the image size "
-                         "so that it is computed as the pipelines do (diffusion.mu=null)")
+        raise ValueError("the scheduler uses dynamic shifting (use_dynamic_shifting=true), so its grid needs mu: set "
+                         "diffusion.mu=VALUE (for a Stable Diffusion 3 folder, diffusion.mu=null computes it from the "
+                         "image size as the pipeline does)")
+    if getattr(config, "stochastic_sampling", False):
+        import warnings
+
+        warnings.warn("the scheduler sets stochastic_sampling=True; it is not used: FlowDiffusion decodes with the ODE "
+                      "(diffusion.stochasticity=0) or the SDE with the ODE's marginals (> 0), which has a transition "
+                      "density", stacklevel=2)
     scheduler.set_timesteps(num_inference_steps, mu=mu)
     return dict(sigmas=scheduler.sigmas.tolist(), timesteps=scheduler.timesteps.tolist(),
                 num_train_timesteps=int(config.num_train_timesteps), timestep_input="scheduler")
@@ -303,8 +316,8 @@ def from_diffusers(transformer: nn.Module, scheduler, *, num_inference_steps: in
 
 
 def diffusers_flow_unet(*, unet: nn.Module, scheduler, num_inference_steps: int, stochasticity: float = 1.0,
-                        diffusion_coefficient: str = "sigma") -> FlowDiffusion:
+                        diffusion_coefficient: str = "sigma", mu: float | None = None) -> FlowDiffusion:
     """The Hydra form of :func:`from_diffusers` for a rectified-flow model built from config and trained here
     (``unet``: a ``diffusers.UNet2DModel`` node, ``scheduler``: a ``FlowMatchEulerDiscreteScheduler`` node)."""
     return from_diffusers(unet, scheduler, num_inference_steps=num_inference_steps, stochasticity=stochasticity,
-                          diffusion_coefficient=diffusion_coefficient)
+                          diffusion_coefficient=diffusion_coefficient, mu=mu)
