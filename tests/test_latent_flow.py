@@ -15,39 +15,18 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from svdd_lightning import ops  # noqa: E402
-from svdd_lightning.decoders.pretrained import PretrainedSampler  # noqa: E402
 from svdd_lightning.diffusion.flow import flow_schedule  # noqa: E402
 from svdd_lightning.diffusion.latent import load_stable_diffusion  # noqa: E402
 from svdd_lightning.diffusion.latent_flow import LatentFlowDiffusion  # noqa: E402
 from svdd_lightning.errors import CheckpointError, ConfigError  # noqa: E402
-from tests.tiny_pipelines import tiny_aesthetic, tiny_stable_diffusion_3  # noqa: E402
-
-STEPS = 6
-BATCH = 3
-PROMPT = "a red square"
+# The SD 1.x tests' helpers: the tiny aesthetic reward's files, and our images of a diffusion (BATCH, seed 7).
+from tests.test_latent_image import BATCH, PROMPT, STEPS, aesthetic_files, our_images  # noqa: E402, F401
+from tests.tiny_pipelines import tiny_stable_diffusion_3  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sd3_folder(tmp_path_factory):
     return tiny_stable_diffusion_3(tmp_path_factory.mktemp("tiny-sd3") / "sd3")
-
-
-@pytest.fixture(scope="module")
-def aesthetic_files(tmp_path_factory):
-    return tiny_aesthetic(tmp_path_factory.mktemp("tiny-aesthetic"))
-
-
-class NoReward(torch.nn.Module):
-    name = "none"
-    is_differentiable = False
-
-    def forward(self, x0):
-        return torch.zeros(x0.shape[0])
-
-
-def our_images(diffusion, seed=7):
-    out = PretrainedSampler(reward=NoReward())(diffusion, BATCH, ops.make_generators(seed, range(BATCH)))
-    return diffusion.to_data(out.samples)
 
 
 def pipeline_images(folder, latents, guidance_scale):

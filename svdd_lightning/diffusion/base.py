@@ -10,11 +10,13 @@ one ``step``/``propose`` moves from ``t`` to ``t - 1``. ``t`` is an int or a (B,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from svdd_lightning import ops
 from svdd_lightning.ops import Generators
 
 
@@ -40,6 +42,9 @@ class Diffusion(nn.Module, ABC):
     # Whether two states can be the same object (token states can; Gaussian states never coincide), so that
     # decoders evaluate each distinct state once (svdd_lightning/distinct.py).
     states_can_repeat: bool = False
+    # Whether no step draws anything (a flow model's ODE), so that candidates of one state all coincide and decoders
+    # that choose among them are refused (svdd_lightning/modules/decoding.py).
+    draws_nothing: bool = False
 
     def timesteps(self) -> list[int]:
         """Reverse-time grid T, T-1, ..., 1: each is the ``t`` of one step to ``t - 1``."""
@@ -117,3 +122,25 @@ class Diffusion(nn.Module, ABC):
     @abstractmethod
     def training_loss(self, x0: Tensor) -> Tensor:
         """The pre-training objective on a clean batch (scalar), global RNG."""
+
+
+def per_sample(values: Tensor, like: Tensor) -> Tensor:
+    """(B,) per-sample coefficients viewed to broadcast against ``like`` (B, ...)."""
+    return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+def stratified_diffusion_terms(term: Callable[[Tensor], Tensor], *, generators: Generators, batch_size: int,
+                               num_train_steps: int, num_estimates: int, device: torch.device) -> Tensor:
+    """The sum over k = 2..K of a variational bound's diffusion terms, (B,) float64, estimated without bias as
+    (K - 1) times the mean of ``term(k)`` over ``num_estimates`` stratified k per sample (one uniform draw per
+    stratum from ``generators``, then whatever ``term`` draws). Shared by the Gaussian and flow bounds, whose
+    terms differ."""
+    total = torch.zeros(batch_size, dtype=torch.float64, device=device)
+    if num_train_steps < 2:
+        return total
+    u = ops.rand(generators, (num_estimates,), device).double()
+    width = (num_train_steps - 1) / num_estimates
+    for i in range(num_estimates):
+        k = (2 + ((i + u[:, i]) * width).floor().long()).clamp(2, num_train_steps)
+        total = total + term(k)
+    return total * (num_train_steps - 1) / num_estimates

@@ -34,16 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from svdd_lightning import ops
-from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.diffusion.base import Diffusion, per_sample, stratified_diffusion_terms
 from svdd_lightning.ops import Generators
 from svdd_lightning.ranges import NonNegative
 
 DIFFUSION_COEFFICIENTS = ("sigma", "constant")
-
-
-def _expand(values: Tensor, like: Tensor) -> Tensor:
-    """(B,) per-sample coefficients viewed to broadcast against ``like`` (B, ...)."""
-    return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 class FlowDiffusion(Diffusion):
@@ -126,7 +121,7 @@ class FlowDiffusion(Diffusion):
         batch = x_t.shape[0]
         t = self.as_time(t, batch)
         sigma, sigma_next = self.sigma_at[t], self.sigma_at[t - 1]
-        s, ds = _expand(sigma, x_t), _expand(sigma_next - sigma, x_t)
+        s, ds = per_sample(sigma, x_t), per_sample(sigma_next - sigma, x_t)
         # The velocity recovered from (x_t, x0-hat) rather than cached, so that a ``denoised`` edited elsewhere
         # (DPS) is used consistently; without edits it is the network's velocity up to float rounding.
         velocity = (x_t - denoised) / s
@@ -134,9 +129,9 @@ class FlowDiffusion(Diffusion):
             return x_t + ds * velocity, torch.zeros_like(sigma)
         g = self.coefficient(sigma)
         eps = (x_t - (1 - s) * denoised) / s
-        drift = velocity + _expand(g.pow(2) / (2 * sigma), x_t) * eps
+        drift = velocity + per_sample(g.pow(2) / (2 * sigma), x_t) * eps
         last = sigma_next == 0  # the final step is the ODE's: it lands on x0-hat
-        mean = torch.where(_expand(last, x_t).bool(), x_t + ds * velocity, x_t + ds * drift)
+        mean = torch.where(per_sample(last, x_t).bool(), x_t + ds * velocity, x_t + ds * drift)
         std = torch.where(last, torch.zeros_like(g), g * (sigma - sigma_next).sqrt())
         return mean, std
 
@@ -145,8 +140,7 @@ class FlowDiffusion(Diffusion):
         return self.stochasticity == 0.0 or int(t) == 1
 
     @property
-    def draws_nothing(self) -> bool:
-        """Every step is deterministic: candidates of one state would all coincide."""
+    def draws_nothing(self) -> bool:  # the Diffusion contract's flag, derived from the noise level
         return self.stochasticity == 0.0
 
     def prior(self, batch_size: int, generators: Generators) -> Tensor:
@@ -155,7 +149,7 @@ class FlowDiffusion(Diffusion):
         return ops.randn(generators, self.event_shape, self.device)
 
     def interpolate(self, x0: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:
-        s = _expand(sigma, x0)
+        s = per_sample(sigma, x0)
         return (1 - s) * x0 + s * noise
 
     def add_noise(self, x0: Tensor, t: int | Tensor, generators: Generators | None = None) -> Tensor:
@@ -165,7 +159,7 @@ class FlowDiffusion(Diffusion):
     def denoise(self, x_t: Tensor, t: int | Tensor) -> Tensor:
         """x0-hat = x_t - sigma v (the flow's Tweedie estimate)."""
         t = self.as_time(t, x_t.shape[0])
-        return x_t - _expand(self.sigma_at[t], x_t) * self.velocity(x_t, self.network_time_at[t])
+        return x_t - per_sample(self.sigma_at[t], x_t) * self.velocity(x_t, self.network_time_at[t])
 
     def x0_estimate(self, x_t: Tensor, t: int | Tensor, denoised: Tensor) -> Tensor:
         return denoised
@@ -235,19 +229,16 @@ class FlowDiffusion(Diffusion):
         def error(k: Tensor) -> Tensor:
             sigma = (k.double() / big_k).float()
             x_k = self.interpolate(x0, sigma, ops.randn(generators, x0.shape[1:], device))
-            x0_hat = x_k - _expand(sigma, x_k) * self.velocity(x_k, sigma * self.time_scale)
+            x0_hat = x_k - per_sample(sigma, x_k) * self.velocity(x_k, sigma * self.time_scale)
             return (x0 - x0_hat.float()).double().pow(2).sum(dim=dims)
 
         ones = torch.ones(batch, dtype=torch.long, device=device)
         variance = 1.0 / float(snr(ones[:1]))
         recon = -0.5 * (x0[0].numel() * math.log(2 * math.pi * variance) + error(ones) / variance)
-        diffusion_kl = torch.zeros(batch, dtype=torch.float64, device=device)
-        u = ops.rand(generators, (num_estimates,), device).double()
-        width = (big_k - 1) / num_estimates
-        for i in range(num_estimates):
-            k = (2 + ((i + u[:, i]) * width).floor().long()).clamp(2, big_k)
-            diffusion_kl = diffusion_kl + 0.5 * (snr(k - 1) - snr(k)) * error(k)
-        return (recon - diffusion_kl * (big_k - 1) / num_estimates).float()
+        diffusion_kl = stratified_diffusion_terms(lambda k: 0.5 * (snr(k - 1) - snr(k)) * error(k),
+                                                  generators=generators, batch_size=batch, num_train_steps=big_k,
+                                                  num_estimates=num_estimates, device=device)
+        return (recon - diffusion_kl).float()
 
     def training_loss(self, x0: Tensor) -> Tensor:
         """The rectified-flow objective: ||v(x_sigma) - (eps - x_0)||^2 at sigma ~ U(0, 1) (global RNG)."""

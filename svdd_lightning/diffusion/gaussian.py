@@ -31,16 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from svdd_lightning import ops
-from svdd_lightning.diffusion.base import Diffusion
+from svdd_lightning.diffusion.base import Diffusion, per_sample, stratified_diffusion_terms
 from svdd_lightning.ops import Generators
 from svdd_lightning.ranges import AtLeastOne, Positive, Probability
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
-
-
-def _expand(values: Tensor, like: Tensor) -> Tensor:
-    """(B,) per-sample coefficients viewed to broadcast against ``like`` (B, ...)."""
-    return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 class GaussianDiffusion(Diffusion):
@@ -154,8 +149,8 @@ class GaussianDiffusion(Diffusion):
 
     def q_sample(self, x0: Tensor, k: Tensor, noise: Tensor) -> Tensor:
         """x_k = sqrt(abar_k) x_0 + sqrt(1 - abar_k) noise, for training timesteps k (B,)."""
-        signal = _expand(self.sqrt_alphas_cumprod[k], x0)
-        return signal * x0 + _expand(self.sqrt_one_minus_alphas_cumprod[k], x0) * noise
+        signal = per_sample(self.sqrt_alphas_cumprod[k], x0)
+        return signal * x0 + per_sample(self.sqrt_one_minus_alphas_cumprod[k], x0) * noise
 
     def network_time(self, k: Tensor) -> Tensor:
         """What the network receives as the time of training timesteps k (B,)."""
@@ -165,8 +160,8 @@ class GaussianDiffusion(Diffusion):
         """Tweedie's x0-hat at training timesteps k from one network call, whatever the network predicts
         (clipped when ``clip_sample`` is set)."""
         out = self.network(x_k, self.network_time(k)).to(x_k.dtype)
-        signal = _expand(self.sqrt_alphas_cumprod[k], x_k)
-        noise_scale = _expand(self.sqrt_one_minus_alphas_cumprod[k], x_k)
+        signal = per_sample(self.sqrt_alphas_cumprod[k], x_k)
+        noise_scale = per_sample(self.sqrt_one_minus_alphas_cumprod[k], x_k)
         if self.prediction_type == "epsilon":
             x0 = (x_k - noise_scale * out) / signal
         elif self.prediction_type == "v_prediction":
@@ -234,10 +229,10 @@ class GaussianDiffusion(Diffusion):
         # with the clipped x0-hat (GLIDE's convention, diffusers' use_clipped_model_output),
         # which keeps x_t = sqrt(abar) x0_hat + sqrt(1 - abar) eps_hat and the step on the DDIM
         # trajectory. 1 - abar > 0 for every t >= 1.
-        eps = (x_t - _expand(self.sqrt_alphas_cumprod[k], x_t) * denoised) / _expand(
+        eps = (x_t - per_sample(self.sqrt_alphas_cumprod[k], x_t) * denoised) / per_sample(
             self.sqrt_one_minus_alphas_cumprod[k], x_t
         )
-        mean = _expand(self.ddim_sqrt_alpha_prev[t], x_t) * denoised + _expand(self.ddim_direction[t], x_t) * eps
+        mean = per_sample(self.ddim_sqrt_alpha_prev[t], x_t) * denoised + per_sample(self.ddim_direction[t], x_t) * eps
         m = num_candidates
         mean = mean.unsqueeze(1).expand(batch, m, *mean.shape[1:])
         if self.eta == 0.0:
@@ -280,16 +275,13 @@ class GaussianDiffusion(Diffusion):
         recon = -0.5 * (num_dims * math.log(2 * math.pi * beta_1) + sq / beta_1)
 
         # Diffusion terms k = 2..K: (K - 1) * mean over stratified uniform k.
-        diffusion_kl = torch.zeros(batch, dtype=torch.float64, device=device)
-        if big_k >= 2:
-            u = ops.rand(generators, (num_estimates,), device).double()
-            width = (big_k - 1) / num_estimates
-            for i in range(num_estimates):
-                k = (2 + ((i + u[:, i]) * width).floor().long()).clamp(2, big_k)
-                x_k = self.q_sample(x0, k, ops.randn(generators, x0.shape[1:], device))
-                err = (x0 - self.predict_x0(x_k, k).float()).double().pow(2).sum(dim=dims)
-                diffusion_kl = diffusion_kl + self.kl_weight[k].double() * err
-            diffusion_kl = diffusion_kl * (big_k - 1) / num_estimates
+        def term(k: Tensor) -> Tensor:
+            x_k = self.q_sample(x0, k, ops.randn(generators, x0.shape[1:], device))
+            err = (x0 - self.predict_x0(x_k, k).float()).double().pow(2).sum(dim=dims)
+            return self.kl_weight[k].double() * err
+
+        diffusion_kl = stratified_diffusion_terms(term, generators=generators, batch_size=batch, num_train_steps=big_k,
+                                                  num_estimates=num_estimates, device=device)
 
         return (recon - diffusion_kl - prior_kl).float()
 
@@ -303,7 +295,7 @@ class GaussianDiffusion(Diffusion):
         if self.prediction_type == "epsilon":
             target = noise
         elif self.prediction_type == "v_prediction":
-            target = _expand(self.sqrt_alphas_cumprod[k], x0) * noise - _expand(self.sqrt_one_minus_alphas_cumprod[k], x0) * x0
+            target = per_sample(self.sqrt_alphas_cumprod[k], x0) * noise - per_sample(self.sqrt_one_minus_alphas_cumprod[k], x0) * x0
         else:
             target = x0
         return F.mse_loss(out.float(), target.float())

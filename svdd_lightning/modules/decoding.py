@@ -21,7 +21,7 @@ from svdd_lightning.starts import StartPlan
 def check_candidates_can_differ(diffusion: Diffusion, decoder: Decoder) -> None:
     """Refuse a decoder that chooses among M candidates of one state on a diffusion whose every step is
     deterministic (a flow model's ODE, stochasticity = 0): the M proposals would be one object, scored M times."""
-    if not getattr(diffusion, "draws_nothing", False):
+    if not diffusion.draws_nothing:
         return
     m = decoder.settings().get("num_candidates", 1)
     if decoder.branches and m > 1:
